@@ -1,0 +1,128 @@
+"""Cross-cutting helpers every stage shares: seeds, devices, the artifact cache, atomic writes.
+
+Nothing else in the package hard-codes a device, a seed or a cache path; see ``shared/notes/design.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CACHE_ENV = "LLM_FROM_SCRATCH_CACHE"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and all GPUs) so a run is reproducible from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+    except ImportError:  # the data chapters do not need torch
+        return
+    torch.manual_seed(seed)
+
+
+def pick_device(preferred: str | None = None) -> str:
+    """Return ``preferred`` if it is usable, else the best available: CUDA, then Apple MPS, then CPU.
+
+    An explicitly requested device that this machine does not have is an error, not a silent fallback,
+    because a run that quietly lands on the CPU would take hours instead of minutes.
+    """
+    import torch
+
+    if preferred is not None:
+        kind = preferred.split(":")[0]
+        available = {
+            "cpu": True,
+            "cuda": torch.cuda.is_available(),
+            "mps": torch.backends.mps.is_available(),
+        }
+        if kind not in available:
+            raise ValueError(f"unknown device {preferred!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        if not available[kind]:
+            raise RuntimeError(
+                f"device {preferred!r} was requested but is not available on this machine; "
+                "pass --device cpu (or leave it out to pick the best available device)"
+            )
+        return preferred
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def autocast_dtype(device: str):
+    """The low-precision dtype that speeds up matmuls on ``device``, or ``None`` where none helps.
+
+    CUDA GPUs from Ampere on and CPUs with native bf16 instructions (Intel AMX, AVX512-BF16 on Xeon and AMD Zen 4)
+    run bf16 matmuls fast; elsewhere bf16 is emulated and slower than fp32.
+    """
+    import torch
+
+    kind = device.split(":")[0]
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == "cpu" and _cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def _cpu_has_native_bf16() -> bool:
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+def cache_dir() -> Path:
+    """Root of the artifact cache: ``$LLM_FROM_SCRATCH_CACHE``, else the user's cache directory."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        path = Path(root).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = Path(base) / "llm-from-scratch"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def config_key(config: Any) -> str:
+    """A short stable hash of a JSON-serialisable config, used to key cached artifacts."""
+    if hasattr(config, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        config = asdict(config)
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path in the same directory; rename it onto ``path`` only if the block succeeds.
+
+    ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one,
+    never a half-written file, even if the writer is killed mid-write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
