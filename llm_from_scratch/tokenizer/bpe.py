@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -71,8 +72,8 @@ def train_bpe(
     counts = list(word_counts.values())
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
     where: dict[tuple[int, int], set[int]] = defaultdict(set)
-    for i, (word, c) in enumerate(zip(words, counts)):
-        for pair in zip(word, word[1:]):
+    for i, (word, c) in enumerate(zip(words, counts, strict=False)):
+        for pair in itertools.pairwise(word):
             pair_counts[pair] += c
             where[pair].add(i)
     heap = [(-c, _Greater((vocab[p[0]], vocab[p[1]])), p) for p, c in pair_counts.items()]
@@ -100,9 +101,9 @@ def train_bpe(
                     j += 1
             if len(merged) == n:
                 continue  # a stale index entry: this word lost the pair in an earlier merge
-            for p in zip(word, word[1:]):
+            for p in itertools.pairwise(word):
                 delta[p] -= c
-            for p in zip(merged, merged[1:]):
+            for p in itertools.pairwise(merged):
                 delta[p] += c
                 if new_id in p:
                     where[p].add(i)
@@ -129,7 +130,7 @@ def bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + n)
             n += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=False))
 
 
 _B2U = bytes_to_unicode()
@@ -190,7 +191,7 @@ class BPETokenizer:
                 sorted(self.special_tokens.items()),
                 sorted((i, t.hex()) for i, t in self.vocab.items()),
                 self.merges,
-            ],  # fmt: skip
+            ],
         ).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -266,7 +267,7 @@ class BPETokenizer:
         ids = [byte_ids[b] for b in word.encode("utf-8", "surrogatepass")]
         ranks = self._ranks
         while len(ids) > 1:
-            best = min((ranks.get(p, (1 << 62, 0)), k) for k, p in enumerate(zip(ids, ids[1:])))
+            best = min((ranks.get(p, (1 << 62, 0)), k) for k, p in enumerate(itertools.pairwise(ids)))
             (rank, new_id), _ = best
             if rank == 1 << 62:
                 break

@@ -59,7 +59,7 @@ def get_batch(
     maps = shards.tokens(split)
     shard, offset = window_starts([len(m) for m in maps], batch_size * world_size, context_length, seed, step)
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
-    rows = [maps[s][o : o + context_length + 1] for s, o in zip(shard[mine], offset[mine])]
+    rows = [maps[s][o : o + context_length + 1] for s, o in zip(shard[mine], offset[mine], strict=False)]
     batch = torch.from_numpy(np.stack(rows).astype(np.int64))
     x, y = batch[:, :-1].contiguous(), batch[:, 1:].contiguous()
     if device.startswith("cuda"):

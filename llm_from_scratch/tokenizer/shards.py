@@ -273,7 +273,7 @@ def write_shards(
             yield from pool.imap(_encode_doc, reiterate(), chunksize=1)
 
     bar = tqdm(total=len(hashes), desc="shards", unit="doc", disable=not progress)
-    for h, tokens in zip(hashes, encoded()):
+    for h, tokens in zip(hashes, encoded(), strict=False):
         writers["val" if h <= threshold else "train"].add(np.concatenate([eot, tokens]))
         bar.update()
     bar.close()

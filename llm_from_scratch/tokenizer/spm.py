@@ -24,7 +24,7 @@ class SentencePieceTokenizer:
         self.special_tokens = {
             self.sp.id_to_piece(i): i
             for i in range(self.sp.get_piece_size())
-            if self.sp.is_control(i) is False and self.sp.id_to_piece(i) in SPECIAL_TOKENS  # fmt: skip
+            if self.sp.is_control(i) is False and self.sp.id_to_piece(i) in SPECIAL_TOKENS
         }
 
     @property
