@@ -56,9 +56,10 @@ def _shard(args: argparse.Namespace) -> int:
 
         tok_path = Path(args.tokenizer) if args.tokenizer else tokenizer_path(args.preset)
         config = SHARD_PRESETS[args.preset]
+        tok = load_tokenizer(tok_path)  # first: a missing tokenizer fails before any corpus work
         shards = write_shards(
             _texts(args.data, args.preset),
-            load_tokenizer(tok_path),
+            tok,
             tok_path,
             Path(args.out or "shards"),
             args.shard_tokens or config.shard_tokens,

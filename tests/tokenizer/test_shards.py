@@ -1,0 +1,127 @@
+"""Shard format: plain memmap readability, clear errors for bad files, split by document, deterministic writing."""
+
+import json
+
+import numpy as np
+import pytest
+
+from llm_from_scratch.tokenizer.shards import (
+    HEADER_BYTES,
+    ShardSet,
+    check_vocab,
+    open_shard,
+    read_header,
+    validation_threshold,
+    write_shard,
+    write_shards,
+)
+
+
+@pytest.fixture()
+def shard(tmp_path):
+    tokens = np.arange(1000) % 600
+    return write_shard(tmp_path / "s.bin", tokens, vocab_size=600, eot_id=0, fingerprint="0123456789abcdef", n_docs=3)
+
+
+def test_plain_memmap_reads_tokens(shard):
+    assert np.array_equal(np.memmap(shard, dtype=np.uint16, mode="r", offset=HEADER_BYTES), np.arange(1000) % 600)
+    header, _tokens = open_shard(shard, fingerprint="0123456789abcdef", vocab_size=600)
+    assert (header.n_tokens, header.n_docs, header.itemsize, header.eot_id) == (1000, 3, 2, 0)
+
+
+def test_large_vocab_uses_uint32(tmp_path):
+    path = write_shard(tmp_path / "big.bin", [70_000, 1], vocab_size=100_000, eot_id=0, fingerprint="f" * 16, n_docs=1)
+    header, tokens = open_shard(path)
+    assert header.itemsize == 4 and tokens.tolist() == [70_000, 1]
+
+
+def test_token_outside_vocab_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="does not fit"):
+        write_shard(tmp_path / "x.bin", [5, 700], vocab_size=600, eot_id=0, fingerprint="f" * 16, n_docs=1)
+
+
+def corrupt(path, offset, data):
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + len(data)] = data
+    path.write_bytes(bytes(raw))
+
+
+def test_wrong_magic(shard):
+    corrupt(shard, 0, b"NOTASHRD")
+    with pytest.raises(ValueError, match=r"s\.bin: not a token shard"):
+        read_header(shard)
+
+
+def test_wrong_version(shard):
+    corrupt(shard, 8, (7).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match=r"s\.bin: shard format version 7"):
+        read_header(shard)
+
+
+def test_truncated(shard):
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=r"s\.bin: truncated.*1000 tokens"):
+        read_header(shard)
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"s\.bin: truncated shard, 100 bytes"):
+        read_header(shard)
+
+
+def test_wrong_fingerprint_and_vocab(shard):
+    with pytest.raises(ValueError, match=r"s\.bin: written by tokenizer 0123456789abcdef.*ffffffffffffffff"):
+        open_shard(shard, fingerprint="f" * 16)
+    with pytest.raises(ValueError, match=r"s\.bin: vocabulary size 600 does not match the expected 8192"):
+        open_shard(shard, vocab_size=8192)
+
+
+def test_tokenizer_larger_than_model_is_rejected(small_bpe):
+    check_vocab(small_bpe, 640)  # padding the embedding is fine
+    with pytest.raises(ValueError, match=r"model embeds 512 ids but tokenizer .* has 600"):
+        check_vocab(small_bpe, 512)
+
+
+def test_validation_threshold_small_corpora():
+    assert validation_threshold([5], 0.5) == -1  # one document: all of it trains
+    assert validation_threshold([9, 3, 7], 0.01) == 3  # at least one validation document
+    assert validation_threshold([9, 3, 7], 0.99) == 7  # never all of them
+
+
+@pytest.fixture(scope="module")
+def shard_dirs(tmp_path_factory, small_bpe, plays):
+    docs = [p[i : i + 20_000] for p in plays for i in range(0, len(p), 20_000)] + [plays[0][:20_000]]  # a duplicate
+    root = tmp_path_factory.mktemp("shards")
+    path = small_bpe.save(root / "tok.json")
+    one = write_shards(docs, small_bpe, path, root / "one", 10_000, 0.2, num_workers=1, progress=False)
+    two = write_shards(docs, small_bpe, path, root / "two", 10_000, 0.2, num_workers=2, progress=False)
+    return docs, one, two
+
+
+def test_multiprocess_shards_are_byte_identical(shard_dirs):
+    _, one, two = shard_dirs
+    assert [p.name for p in one.train + one.val] == [p.name for p in two.train + two.val]
+    for a, b in zip(one.train + one.val, two.train + two.val, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_shards_hold_every_document_once_split_by_document(shard_dirs, small_bpe):
+    docs, shards, _ = shard_dirs
+    assert all(read_header(p).n_tokens == 10_000 for p in shards.train[:-1])  # fixed-size shards
+    streams = {s: np.concatenate([np.asarray(t) for t in shards.tokens(s)]) for s in ("train", "val")}
+    decoded = {s: small_bpe.decode(streams[s].tolist()).split("<|endoftext|>")[1:] for s in streams}
+    assert sorted(decoded["train"] + decoded["val"]) == sorted(docs)
+    assert not set(decoded["train"]) & set(decoded["val"])  # no leakage, duplicates included
+    meta = json.loads((shards.directory / "shards.json").read_text())
+    assert meta["documents"]["val"] == len(decoded["val"]) > 0
+
+
+def test_shard_set_rejects_other_tokenizer(shard_dirs, plays):
+    from llm_from_scratch.tokenizer.bpe import train_tokenizer
+
+    other = train_tokenizer(plays[:1], vocab_size=600)
+    with pytest.raises(ValueError, match=r"shards\.json: shards were written by tokenizer"):
+        shard_dirs[1].check_tokenizer(other)
+
+
+def test_incomplete_shard_set_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"shards\.json does not exist"):
+        ShardSet.load(tmp_path)
