@@ -1,0 +1,293 @@
+"""Rule-based quality filters with the published thresholds: Gopher, C4, FineWeb; boilerplate; PII masking.
+
+Each document rule is a small function ``text -> reason | None``: ``None`` keeps the document, a string rejects it
+and says why (``"gopher_quality:word_count"``). Line rules return the text with offending lines removed and the
+number removed. Thresholds are the ones in the papers:
+
+- Gopher quality and repetition: Rae et al. (2021), *Scaling Language Models*, appendix A.1.1 (MassiveWeb).
+- C4: Raffel et al. (2020), *Exploring the Limits of Transfer Learning*, section 2.2.
+- FineWeb: Penedo et al. (2024), section 3.6 (the three extra heuristics).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------------------
+
+_PUNCT_EDGES = "\"'()[]{}<>.,;:!?*`«»“”‘’-–—"
+
+
+def words_of(text: str) -> list[str]:
+    """Whitespace words with surrounding punctuation removed (Gopher counts words this way)."""
+    out = []
+    for w in text.split():
+        w = w.strip(_PUNCT_EDGES)
+        if w:
+            out.append(w)
+    return out
+
+
+def _nonempty_lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Gopher quality (Rae et al. 2021, A.1.1)
+# --------------------------------------------------------------------------------------------------------------
+
+GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+
+
+@dataclass(frozen=True)
+class GopherQuality:
+    """Document-level heuristics of MassiveWeb, with the paper's thresholds as defaults."""
+
+    min_words: int = 50
+    max_words: int = 100_000
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1  # '#' and '...' (or '…') per word
+    max_bullet_lines: float = 0.9  # fraction of lines starting with a bullet
+    max_ellipsis_lines: float = 0.3  # fraction of lines ending with an ellipsis
+    min_alpha_words: float = 0.8  # fraction of words with at least one letter
+    min_stop_words: int = 2  # of GOPHER_STOP_WORDS
+
+    def __call__(self, text: str) -> str | None:
+        words = words_of(text)
+        n = len(words)
+        if n < self.min_words:
+            return "gopher_quality:too_few_words"
+        if n > self.max_words:
+            return "gopher_quality:too_many_words"
+        mean_len = sum(len(w) for w in words) / n
+        if not self.min_mean_word_length <= mean_len <= self.max_mean_word_length:
+            return "gopher_quality:mean_word_length"
+        symbols = text.count("#") + text.count("...") + text.count("…")
+        if symbols / n > self.max_symbol_word_ratio:
+            return "gopher_quality:symbol_ratio"
+        lines = _nonempty_lines(text)
+        if lines:
+            bullets = sum(line.lstrip().startswith(("•", "*", "-", "‣", "●", "▪")) for line in lines)
+            if bullets / len(lines) > self.max_bullet_lines:
+                return "gopher_quality:bullet_lines"
+            ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
+            if ellipsis / len(lines) > self.max_ellipsis_lines:
+                return "gopher_quality:ellipsis_lines"
+        alpha = sum(any(c.isalpha() for c in w) for w in words)
+        if alpha / n < self.min_alpha_words:
+            return "gopher_quality:alpha_words"
+        if len(GOPHER_STOP_WORDS.intersection(w.lower() for w in words)) < self.min_stop_words:
+            return "gopher_quality:stop_words"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Gopher repetition (Rae et al. 2021, table A1)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def duplicate_fractions(parts: list[str]) -> tuple[float, float]:
+    """(fraction of parts that duplicate an earlier part, fraction of characters in those duplicates)."""
+    if not parts:
+        return 0.0, 0.0
+    seen: set[str] = set()
+    dup_n = dup_chars = total_chars = 0
+    for p in parts:
+        total_chars += len(p)
+        if p in seen:
+            dup_n += 1
+            dup_chars += len(p)
+        else:
+            seen.add(p)
+    return dup_n / len(parts), dup_chars / max(total_chars, 1)
+
+
+def top_ngram_char_fraction(words: list[str], n: int) -> float:
+    """Characters covered by the most frequent word n-gram (all its occurrences) over all word characters."""
+    if len(words) < n:
+        return 0.0
+    counts = Counter(zip(*(words[i:] for i in range(n)), strict=False))
+    gram, count = counts.most_common(1)[0]
+    if count < 2:
+        return 0.0
+    total = sum(len(w) for w in words)
+    return sum(len(w) for w in gram) * count / max(total, 1)
+
+
+def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
+    """Characters of words covered by any n-gram that occurs more than once, each word counted once."""
+    if len(words) < n:
+        return 0.0
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    counts = Counter(grams)
+    covered = bytearray(len(words))
+    for i, g in enumerate(grams):
+        if counts[g] > 1:
+            covered[i : i + n] = b"\x01" * n
+    total = sum(len(w) for w in words)
+    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / max(total, 1)
+
+
+@dataclass(frozen=True)
+class GopherRepetition:
+    """Repetition heuristics of MassiveWeb: duplicate lines/paragraphs and repeated n-grams."""
+
+    max_dup_line_frac: float = 0.30
+    max_dup_para_frac: float = 0.30
+    max_dup_line_char_frac: float = 0.20
+    max_dup_para_char_frac: float = 0.20
+    top_ngram: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
+    dup_ngram: tuple[tuple[int, float], ...] = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+
+    def __call__(self, text: str) -> str | None:
+        para_frac, para_chars = duplicate_fractions(_paragraphs(text))
+        if para_frac > self.max_dup_para_frac:
+            return "gopher_repetition:dup_paragraphs"
+        if para_chars > self.max_dup_para_char_frac:
+            return "gopher_repetition:dup_paragraph_chars"
+        line_frac, line_chars = duplicate_fractions(_nonempty_lines(text))
+        if line_frac > self.max_dup_line_frac:
+            return "gopher_repetition:dup_lines"
+        if line_chars > self.max_dup_line_char_frac:
+            return "gopher_repetition:dup_line_chars"
+        words = [w.lower() for w in words_of(text)]
+        for n, limit in self.top_ngram:
+            if top_ngram_char_fraction(words, n) > limit:
+                return f"gopher_repetition:top_{n}gram"
+        for n, limit in self.dup_ngram:
+            if duplicate_ngram_char_fraction(words, n) > limit:
+                return f"gopher_repetition:dup_{n}gram"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# C4 (Raffel et al. 2020, section 2.2): line-level cleaning plus three page-level rules
+# --------------------------------------------------------------------------------------------------------------
+
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+@dataclass(frozen=True)
+class C4Filter:
+    """C4's rules. Lines: keep only those ending in terminal punctuation with at least ``min_words_per_line``
+    words, drop lines that mention JavaScript or a cookie/privacy policy. Pages: drop those with "lorem ipsum",
+    a curly bracket (code), or fewer than ``min_sentences`` sentences left."""
+
+    min_words_per_line: int = 3
+    min_sentences: int = 3
+    max_word_length: int = 1000
+
+    def clean_lines(self, text: str) -> tuple[str, dict[str, int]]:
+        kept: list[str] = []
+        removed: Counter[str] = Counter()
+        for line in text.split("\n"):
+            s = line.strip()
+            if not s:
+                kept.append("")
+                continue
+            low = s.lower()
+            if "javascript" in low:
+                removed["c4_line:javascript"] += 1
+            elif any(p in low for p in POLICY_PHRASES):
+                removed["c4_line:policy"] += 1
+            elif not s.endswith(TERMINAL_PUNCTUATION) or s.endswith("..."):
+                removed["c4_line:no_terminal_punctuation"] += 1
+            elif len(s.split()) < self.min_words_per_line:
+                removed["c4_line:too_few_words"] += 1
+            elif max(len(w) for w in s.split()) > self.max_word_length:
+                removed["c4_line:long_word"] += 1
+            else:
+                kept.append(s)
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip(), dict(removed)
+
+    def page_reason(self, text: str) -> str | None:
+        low = text.lower()
+        if "lorem ipsum" in low:
+            return "c4:lorem_ipsum"
+        if "{" in text:
+            return "c4:curly_bracket"
+        if len(_SENTENCE_END.findall(text)) < self.min_sentences:
+            return "c4:too_few_sentences"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# FineWeb's additional heuristics (Penedo et al. 2024)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FineWebFilter:
+    """The three rules FineWeb added on top of Gopher and C4, with its thresholds."""
+
+    min_punct_line_frac: float = 0.12  # lines ending in punctuation
+    max_dup_line_char_frac: float = 0.1  # characters in duplicated lines
+    max_short_line_frac: float = 0.67  # lines shorter than short_line_chars
+    short_line_chars: int = 30
+
+    def __call__(self, text: str) -> str | None:
+        lines = _nonempty_lines(text)
+        if not lines:
+            return "fineweb:empty"
+        if sum(s.rstrip().endswith(TERMINAL_PUNCTUATION) for s in lines) / len(lines) < self.min_punct_line_frac:
+            return "fineweb:line_punctuation"
+        if duplicate_fractions(lines)[1] > self.max_dup_line_char_frac:
+            return "fineweb:dup_line_chars"
+        if sum(len(s) <= self.short_line_chars for s in lines) / len(lines) > self.max_short_line_frac:
+            return "fineweb:short_lines"
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Boilerplate lines and PII
+# --------------------------------------------------------------------------------------------------------------
+
+BOILERPLATE_PATTERNS = re.compile(
+    r"(accept (all )?cookies|we use cookies|cookie (settings|preferences)|all rights reserved|^copyright\b|©"
+    r"|click here|read more|subscribe to (our|the) newsletter|sign up for|log ?in|sign in|share (this|on)"
+    r"|follow us on|skip to (main )?content|back to top|javascript (is )?(required|disabled)|enable javascript"
+    r"|powered by|^(home|menu|search|contact( us)?|about( us)?)$|^\S+( \| \S+){2,}$)",
+    re.I,
+)
+
+
+def remove_boilerplate_lines(text: str, max_words: int = 12) -> tuple[str, int]:
+    """Drop short lines (at most ``max_words`` words) that match common web boilerplate: cookie banners,
+    navigation bars, share buttons, copyright footers. Long lines are prose that mentions such words; kept."""
+    kept, removed = [], 0
+    for line in text.split("\n"):
+        if line.strip() and len(line.split()) <= max_words and BOILERPLATE_PATTERNS.search(line.strip()):
+            removed += 1
+        else:
+            kept.append(line)
+    return "\n".join(kept), removed
+
+
+EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b")
+PHONE = re.compile(r"(?<![\w.])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w.])")
+
+
+def mask_pii(text: str) -> tuple[str, dict[str, int]]:
+    """Replace e-mail addresses, IPv4 addresses and phone numbers with fixed placeholders (as FineWeb does),
+    so the model never memorises them; return the text and how many of each were masked."""
+    counts = {}
+    text, counts["email"] = EMAIL.subn("email@example.com", text)
+    text, counts["ip"] = IPV4.subn("0.0.0.0", text)
+    text, counts["phone"] = PHONE.subn("555-0100", text)
+    return text, counts
+
+
+DocumentRule = Callable[[str], "str | None"]
