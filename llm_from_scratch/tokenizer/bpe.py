@@ -283,6 +283,16 @@ class BPETokenizer:
             ids = merged
         return tuple(ids)
 
+    def truncated(self, vocab_size: int) -> BPETokenizer:
+        """The tokenizer a shorter training run would have produced: BPE is greedy, so the first ``k`` merges of
+        a run to 8192 are exactly the merges of a run to ``vocab_size``. One training gives every smaller size."""
+        n_base = len(self.vocab) - len(self.merges)
+        if not n_base <= vocab_size <= len(self.vocab):
+            raise ValueError(f"vocab_size must be between {n_base} and {len(self.vocab)}, not {vocab_size}")
+        keep = vocab_size - n_base
+        kept = {i: t for i, t in self.vocab.items() if i < vocab_size or i in self._special_ids}
+        return BPETokenizer(kept, self.merges[:keep], self.special_tokens, self.pattern)
+
     # --- files
     def save(self, path: str | Path) -> Path:
         """Write the documented JSON format: ``{"format", "version", "pattern", "special_tokens", "vocab",

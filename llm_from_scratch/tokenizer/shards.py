@@ -155,6 +155,16 @@ class ShardSet:
     def n_tokens(self, split: str) -> int:
         return sum(len(t) for t in self.tokens(split))
 
+    def stream(self, split: str) -> np.ndarray:
+        """All tokens of ``split`` as one array (a copy in memory: fine for the book's corpus, not for terabytes)."""
+        return np.concatenate([np.asarray(t) for t in self.tokens(split)])
+
+    def bytes_per_token(self, split: str = "val") -> float:
+        """UTF-8 bytes of document text per token of ``split`` (each document's ``<|endoftext|>`` counts as a
+        token): multiply a loss in nats per token by ``1 / (ln 2 * bytes_per_token)`` to get bits per byte."""
+        meta = json.loads((self.directory / "shards.json").read_text())
+        return meta["text_bytes"][split] / self.n_tokens(split)
+
     def check_tokenizer(self, tokenizer) -> None:
         if tokenizer.fingerprint != self.fingerprint or tokenizer.vocab_size != self.vocab_size:
             raise ValueError(
@@ -272,9 +282,12 @@ def write_shards(
         with ctx.Pool(num_workers, initializer=_init_worker, initargs=(str(tokenizer_path),)) as pool:
             yield from pool.imap(_encode_doc, reiterate(), chunksize=1)
 
+    n_bytes = {"train": 0, "val": 0}
     bar = tqdm(total=len(hashes), desc="shards", unit="doc", disable=not progress)
-    for h, tokens in zip(hashes, encoded(), strict=False):
-        writers["val" if h <= threshold else "train"].add(np.concatenate([eot, tokens]))
+    for h, text, tokens in zip(hashes, reiterate(), encoded(), strict=True):
+        split = "val" if h <= threshold else "train"
+        writers[split].add(np.concatenate([eot, tokens]))
+        n_bytes[split] += len(text.encode("utf-8", "surrogatepass"))
         bar.update()
     bar.close()
     for w in writers.values():
@@ -288,6 +301,7 @@ def write_shards(
         "shard_tokens": shard_tokens,
         "val_fraction": val_fraction,
         "documents": {"train": sum(h > threshold for h in hashes), "val": sum(h <= threshold for h in hashes)},
+        "text_bytes": n_bytes,
         "train": [p.name for p in writers["train"].paths],
         "val": [p.name for p in writers["val"].paths],
     }

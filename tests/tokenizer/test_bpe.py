@@ -148,3 +148,11 @@ def test_pretokenize_patterns():
     assert pretokenize("I'll pay 12345 now!!", "gpt2") == ["I", "'ll", " pay", " 12345", " now", "!!"]
     text = "  x\n\n  def f():\r\n"
     assert "".join(pretokenize(text, "gpt4")) == text
+
+
+def test_truncated_equals_a_shorter_training_run(plays):
+    long = train_tokenizer(plays[:1], vocab_size=500)
+    short = train_tokenizer(plays[:1], vocab_size=350)
+    cut = long.truncated(350)
+    assert cut.merges == short.merges and cut.fingerprint == short.fingerprint
+    assert cut.encode(plays[1][:3000]) == short.encode(plays[1][:3000])

@@ -125,3 +125,13 @@ def test_shard_set_rejects_other_tokenizer(shard_dirs, plays):
 def test_incomplete_shard_set_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"shards\.json does not exist"):
         ShardSet.load(tmp_path)
+
+
+def test_stream_and_bytes_per_token(shard_dirs):
+    docs, shards, _ = shard_dirs
+    val = shards.stream("val")
+    assert val.size == shards.n_tokens("val") and val[0] == shards.eot_id
+    total_bytes = sum(len(d.encode()) for d in docs)
+    n_tokens = shards.n_tokens("train") + shards.n_tokens("val")
+    pooled = shards.bytes_per_token("train") * shards.n_tokens("train") + shards.bytes_per_token("val") * val.size
+    assert abs(pooled - total_bytes) < 1e-6 * total_bytes and 1 < total_bytes / n_tokens < 6
