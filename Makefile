@@ -11,7 +11,6 @@ CHAPTERS_NB := $(CHAPTERS_MD:.md=.ipynb)
 # A project-local cache: a clean clone builds every artifact from scratch, as CI must.
 export LLM_FROM_SCRATCH_CACHE ?= $(CURDIR)/.cache
 export PYTHONHASHSEED := 0
-export MPLBACKEND := Agg
 JB_FLAGS := -W -n --keep-going
 PDF := _build/latex/llm-from-scratch.pdf
 STAMP := $(VENV)/.installed
