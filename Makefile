@@ -15,7 +15,7 @@ JB_FLAGS := -W -n --keep-going
 PDF := _build/latex/llm-from-scratch.pdf
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup tex book html pdf execute chapter nbval test unit pairs lint book-check clean
+.PHONY: help setup tex book html pdf pdf-refs execute chapter nbval test unit pairs lint book-check clean
 
 help:
 	@echo "make book   - set up, execute every chapter, build _build/html and $(PDF)"
@@ -83,10 +83,18 @@ book-check: setup
 	rm -rf _build/html _build/latex _build/.doctrees
 	$(BIN)/jupyter-book build $(JB_FLAGS) .
 	@if command -v xelatex > /dev/null; then \
-	  $(BIN)/jupyter-book build $(JB_FLAGS) --builder pdflatex . && ls -l $(PDF); \
+	  $(BIN)/jupyter-book build $(JB_FLAGS) --builder pdflatex . && ls -l $(PDF) && $(MAKE) --no-print-directory pdf-refs; \
 	else \
 	  echo "error: xelatex is missing, so the PDF cannot be checked; see 'make tex'" && exit 1; \
 	fi
+
+# LaTeX prints an unresolved reference as "??" without failing the build; pdftotext finds them.
+pdf-refs:
+	@if command -v pdftotext > /dev/null; then \
+	  n=$$(pdftotext $(PDF) - | grep -c '??'); \
+	  if [ "$$n" != "0" ]; then echo "error: $(PDF) has $$n unresolved references (??)"; exit 1; fi; \
+	  echo "$(PDF): no unresolved references"; \
+	else echo "pdftotext missing (poppler-utils): unresolved-reference check skipped"; fi
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
