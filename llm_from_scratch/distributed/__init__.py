@@ -1,0 +1,30 @@
+"""Stage 5 of the pipeline: the same training code on many processes with ``torch.distributed`` and ``torchrun``.
+
+Data parallelism from scratch (:mod:`.ddp`) and with ``DistributedDataParallel``; ZeRO memory arithmetic
+(:mod:`.memory`) and FSDP2 (:mod:`.fsdp`); Megatron-style tensor parallelism from scratch and with DTensor
+(:mod:`.tensor_parallel`); a GPipe pipeline (:mod:`.pipeline`); communication formulas and byte counting
+(:mod:`.comm`); process-group setup and launching (:mod:`.launch`); the trainer's entry points (:mod:`.parallel`).
+Heavy submodules are imported on use.
+"""
+
+from llm_from_scratch.distributed.launch import (
+    DistEnv,
+    cleanup_distributed,
+    pick_backend,
+    run_torchrun,
+    setup_distributed,
+)
+from llm_from_scratch.distributed.memory import memory_table, zero_memory
+from llm_from_scratch.distributed.parallel import rank_batch, wrap_model
+
+__all__ = [
+    "DistEnv",
+    "cleanup_distributed",
+    "memory_table",
+    "pick_backend",
+    "rank_batch",
+    "run_torchrun",
+    "setup_distributed",
+    "wrap_model",
+    "zero_memory",
+]
