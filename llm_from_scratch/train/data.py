@@ -1,0 +1,83 @@
+"""Batches for pretraining: random windows of a token stream, chosen by a generator seeded from (seed, step).
+
+Because the windows of step ``s`` depend only on ``(seed, s, micro-batch)``, the data-loader "position" is the step
+number: a resumed run draws exactly the batches the uninterrupted run would have drawn, with no iterator to save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """Train and validation token streams plus what evaluation needs to convert nats per token into bits per byte.
+
+    ``bytes_per_token`` is the number of UTF-8 bytes of validation text per validation token; ``fingerprint``
+    identifies the tokenizer (a checkpoint refuses to resume with another one).
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    bytes_per_token: float
+    fingerprint: str
+    decode: object = None  # ids -> str, for samples during training
+    encode: object = None  # str -> ids
+
+
+def batch_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
+    """A CPU generator whose state is a pure function of (seed, step, micro-batch)."""
+    digest = hashlib.sha256(f"{seed}/{step}/{micro}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def get_batch(
+    tokens: np.ndarray, batch_size: int, block_size: int, seed: int, step: int, micro: int = 0, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch_size`` windows of ``block_size + 1`` tokens at random offsets: inputs and next-token targets."""
+    if len(tokens) <= block_size + 1:
+        raise ValueError(f"the token stream has {len(tokens)} tokens, fewer than block_size + 2 = {block_size + 2}")
+    g = batch_generator(seed, step, micro)
+    starts = torch.randint(0, len(tokens) - block_size - 1, (batch_size,), generator=g).numpy()
+    window = np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64)
+    xy = torch.from_numpy(window)
+    return xy[:, :-1].to(device), xy[:, 1:].to(device)
+
+
+def eval_windows(tokens: np.ndarray, batch_size: int, block_size: int, n_batches: int) -> list[torch.Tensor]:
+    """Fixed, evenly spaced, non-overlapping-where-possible windows of the validation stream.
+
+    The same windows every evaluation, so validation curves are comparable point to point and between runs.
+    """
+    n = batch_size * n_batches
+    last = len(tokens) - block_size - 1
+    if last < 0:
+        raise ValueError(f"the validation stream has {len(tokens)} tokens, fewer than block_size + 1")
+    starts = np.linspace(0, last, num=n).astype(np.int64)
+    windows = torch.from_numpy(np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64))
+    return list(windows.split(batch_size))
+
+
+def char_data(text: str, val_frac: float = 0.1) -> TokenData:
+    """Character-level data (nanoGPT's Shakespeare recipe): vocabulary = sorted set of characters, first 90 %
+    train, last 10 % validation."""
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    ids = np.array([stoi[c] for c in text], dtype=np.uint16)
+    split = int(len(ids) * (1 - val_frac))
+    val_text = text[split:]
+    fingerprint = hashlib.sha256("".join(chars).encode()).hexdigest()[:12]
+    return TokenData(
+        train=ids[:split],
+        val=ids[split:],
+        vocab_size=len(chars),
+        bytes_per_token=len(val_text.encode()) / len(val_text),
+        fingerprint=f"char-{fingerprint}",
+        decode=lambda ids: "".join(chars[i] for i in ids),
+        encode=lambda s: [stoi[c] for c in s if c in stoi],
+    )

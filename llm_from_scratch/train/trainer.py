@@ -1,0 +1,301 @@
+"""The pretraining loop: accumulation, clipping, autocast, evaluation, logging, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from llm_from_scratch.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from llm_from_scratch.train.data import TokenData, eval_windows, get_batch
+from llm_from_scratch.train.metrics import bits_per_byte, measured_peak_flops, perplexity
+from llm_from_scratch.train.optim import AdamW, param_groups
+from llm_from_scratch.train.schedule import lr_at
+from llm_from_scratch.utils import autocast_dtype, pick_device, seed_everything
+
+LOG_FILE = "log.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a pretraining run besides the model and the data."""
+
+    max_steps: int = 1000  # optimiser steps
+    batch_size: int = 16  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    block_size: int | None = None  # tokens per sequence; None = the model's context length
+    peak_lr: float = 3e-3
+    warmup_frac: float = 0.02
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    grad_clip: float = 1.0  # max global L2 norm of the gradient; 0 disables clipping (the norm is still logged)
+    eval_interval: int = 100
+    eval_batches: int = 8
+    eval_batch_size: int | None = None  # None = batch_size
+    log_interval: int = 10
+    sample_interval: int = 0  # 0 = samples only at the end (if a decoder is available)
+    ckpt_interval: int = 0  # 0 = a checkpoint at the end only
+    seed: int = 1337
+    autocast: str = "auto"  # "auto", "off", or "bf16"/"fp16" to force one
+    compile: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # Seconds: tests and CI.
+    "tiny": TrainConfig(
+        max_steps=60, batch_size=8, peak_lr=3e-3, warmup_frac=0.1, eval_interval=20, eval_batches=2, log_interval=5
+    ),
+    # The book's model on 2 CPU cores.
+    "book": TrainConfig(
+        max_steps=1200,
+        batch_size=16,
+        peak_lr=3e-3,
+        warmup_frac=0.02,
+        eval_interval=100,
+        eval_batches=8,
+        log_interval=10,
+        sample_interval=400,
+        ckpt_interval=200,
+    ),
+}
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    records: list[dict] = field(default_factory=list)
+    run_dir: Path | None = None
+
+    def last(self, key: str) -> float | None:
+        for r in reversed(self.records):
+            if key in r:
+                return r[key]
+        return None
+
+    def series(self, key: str) -> tuple[list[int], list[float]]:
+        pts = [(r["step"], r[key]) for r in self.records if key in r]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def choose_autocast(setting: str, device: str, d_model: int) -> torch.dtype | None:
+    """The autocast dtype to train with. ``auto``: on GPUs always (when supported); on a CPU only with native bf16
+    (AMX / AVX512-BF16) and a model wide enough that its matmuls, not the bf16 conversions, dominate."""
+    if setting == "off":
+        return None
+    if setting in ("bf16", "fp16"):
+        return torch.bfloat16 if setting == "bf16" else torch.float16
+    if setting != "auto":
+        raise ValueError(f"autocast must be 'auto', 'off', 'bf16' or 'fp16', got {setting!r}")
+    dtype = autocast_dtype(device)
+    if device.startswith("cpu") and d_model < 256:
+        return None
+    return dtype
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, windows: list[torch.Tensor], device: str, amp: torch.dtype | None) -> float:
+    """Mean validation cross-entropy (nats per token) over fixed windows."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for w in windows:
+        w = w.to(device)
+        with _autocast(device, amp):
+            _, loss = model(w[:, :-1], w[:, 1:])
+        total += loss.item() * w[:, 1:].numel()
+        count += w[:, 1:].numel()
+    model.train(was_training)
+    return total / count
+
+
+def _autocast(device: str, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def train(
+    model_config,
+    data: TokenData,
+    config: TrainConfig = TrainConfig(),
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = True,
+    stop_at: int | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    sample_prompt: str = "\n",
+    sample_fn: Callable[[nn.Module], str] | None = None,
+) -> TrainResult:
+    """Pretrain a ``Transformer(model_config)`` on ``data``; resume from ``run_dir``'s latest checkpoint if any.
+
+    ``stop_at`` ends the run after that many steps (with a checkpoint), as an interruption would; calling
+    ``train`` again with the same arguments continues it and yields the same losses as one uninterrupted run.
+    """
+    from llm_from_scratch.model import Transformer
+
+    device = pick_device(device)
+    seed_everything(config.seed)
+    block = config.block_size or model_config.context_length
+    model = Transformer(model_config).to(device)
+    optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.peak_lr, betas=config.betas, eps=config.eps)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    log_path = run_dir / LOG_FILE if run_dir else None
+    expect = {"train_config": json.loads(json.dumps(config.to_dict())), "tokenizer_fingerprint": data.fingerprint}
+    start, records = 0, []
+    ckpt = latest_checkpoint(run_dir) if (run_dir and resume) else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, optimizer, expect=expect)
+        start = state["step"]
+        records = [r for r in _read_log(log_path) if r["step"] <= start]
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_log(log_path, records)  # drop what a killed run logged after its last checkpoint
+
+    amp = choose_autocast(config.autocast, device, model_config.d_model)
+    step_fn = torch.compile(model) if config.compile else model
+    val_windows = eval_windows(data.val, config.eval_batch_size or config.batch_size, block, config.eval_batches)
+    tokens_per_step = config.batch_size * config.grad_accum * block
+    flops_per_step = model.flops_per_token(block) * tokens_per_step
+    peak = measured_peak_flops(device, amp)
+    sampler = sample_fn or _default_sampler(data, sample_prompt, device)
+
+    def log(record: dict) -> None:
+        records.append(record)
+        if log_path:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def eval_record(step: int) -> dict:
+        loss = evaluate(model, val_windows, device, amp)
+        return {
+            "step": step,
+            "val_loss": loss,
+            "val_ppl": perplexity(loss),
+            "val_bpb": bits_per_byte(loss, data.bytes_per_token),
+        }
+
+    if start == 0:
+        log(eval_record(0))
+    end = min(config.max_steps, stop_at) if stop_at else config.max_steps
+    bar = _progress(range(start, end), progress, config.max_steps, start)
+    model.train()
+    for step in bar:
+        t0 = time.perf_counter()
+        lr = lr_at(step, config.peak_lr, config.max_steps, config.warmup_frac, config.min_lr_ratio)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for micro in range(config.grad_accum):
+            x, y = get_batch(data.train, config.batch_size, block, config.seed, step, micro, device)
+            with _autocast(device, amp):
+                _, loss = step_fn(x, y)
+            (loss / config.grad_accum).backward()  # the mean over micro-batches = the loss of the full batch
+            loss_sum += loss.item()
+        # clip_grad_norm_ returns the norm before clipping: the number worth plotting
+        norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf).item()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        dt = time.perf_counter() - t0
+        train_loss = loss_sum / config.grad_accum
+        if done % config.log_interval == 0 or done == config.max_steps or done == start + 1:
+            log(
+                {
+                    "step": done,
+                    "loss": train_loss,
+                    "lr": lr,
+                    "grad_norm": norm,
+                    "tokens": done * tokens_per_step,
+                    "tok_per_s": tokens_per_step / dt,
+                    "mfu": flops_per_step / dt / peak,
+                    "dt": dt,
+                }
+            )
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", norm=f"{norm:.2f}")
+        if done % config.eval_interval == 0 or done == config.max_steps:
+            log(eval_record(done))
+        final = done == config.max_steps
+        if sampler and ((config.sample_interval and done % config.sample_interval == 0) or final):
+            log({"step": done, "sample": sampler(model)})
+        if run_dir and ((config.ckpt_interval and done % config.ckpt_interval == 0) or done == end):
+            save_checkpoint(
+                run_dir,
+                done,
+                model,
+                optimizer,
+                model_config,
+                {
+                    "train_config": expect["train_config"],
+                    "tokenizer_fingerprint": data.fingerprint,
+                    "data_position": {"step": done, "seed": config.seed},
+                },
+            )
+    if hasattr(bar, "close"):
+        bar.close()
+    model.eval()
+    return TrainResult(model=model, records=records, run_dir=run_dir)
+
+
+def _default_sampler(
+    data: TokenData, prompt: str, device: str, sample_tokens: int = 64
+) -> Callable[[nn.Module], str] | None:
+    """Sampling (temperature 0.8, top-k 50) of up to 64 tokens from a fixed seed, with the global RNG
+    untouched so sampling never changes the training run."""
+    if data.decode is None or data.encode is None:
+        return None
+
+    def sample(model: nn.Module) -> str:
+        from llm_from_scratch.model import generate
+
+        was_training = model.training
+        model.eval()
+        device_ = next(model.parameters()).device
+        idx = torch.tensor([data.encode(prompt) or [0]], device=device_)
+        g = torch.Generator(device=device_).manual_seed(0)
+        with torch.no_grad():
+            n = min(sample_tokens, model.config.context_length - idx.shape[1])
+            out = generate(model, idx, n, temperature=0.8, top_k=50, generator=g)
+        model.train(was_training)
+        return data.decode(out[0, idx.shape[1] :].tolist())
+
+    return sample
+
+
+def _progress(it, enabled: bool, total: int, start: int):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
+
+
+def _read_log(path: Path | None) -> list[dict]:
+    if path is None or not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):  # a line cut short by a kill is dropped
+            out.append(json.loads(line))
+    return out
+
+
+def _write_log(path: Path, records: list[dict]) -> None:
+    from llm_from_scratch.utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
