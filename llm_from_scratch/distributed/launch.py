@@ -81,7 +81,14 @@ def setup_distributed(
     else:
         device = "cpu"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+        try:
+            dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+        except dist.DistError as err:  # e.g. fewer processes joined the rendezvous than WORLD_SIZE says
+            raise RuntimeError(
+                f"rank {rank}: the process group of WORLD_SIZE={world_size} did not form within {timeout_s:.0f} s "
+                f"at {os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} ({err}); start every node with the same "
+                "--nnodes and --nproc_per_node, and check that node 0 is reachable"
+            ) from err
     return DistEnv(rank, local_rank, world_size, backend, device)
 
 
