@@ -18,20 +18,21 @@ import numpy as np
 
 from llm_from_scratch.utils import atomic_path, cache_dir, config_key
 
-_WORD = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
+_WORD = re.compile(r"[a-z0-9']+")
 _SEGMENT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-def segments(text: str, max_chars: int = 1000) -> list[str]:
-    """Sentences and lines of ``text`` (the unit the classifier scores), long ones cut to ``max_chars``."""
+def segments(text: str, max_words: int = 16) -> list[str]:
+    """Sentences and lines of ``text``, long ones cut into pieces of at most ``max_words`` words.
+
+    Short pieces are the unit both classifiers score: the reference was trained on tweet-length texts, and one
+    swear word in a 60-word sentence is diluted below its decision threshold (measured in the chapter).
+    """
     out = []
     for s in _SEGMENT.split(text):
-        s = s.strip()
-        while len(s) > max_chars:
-            out.append(s[:max_chars])
-            s = s[max_chars:]
-        if s:
-            out.append(s)
+        words = s.split()
+        for i in range(0, len(words), max_words):
+            out.append(" ".join(words[i : i + max_words]))
     return out
 
 
@@ -122,8 +123,8 @@ class HashedFeatures:
 @dataclass(frozen=True)
 class ToxicityConfig:
     dim: int = 1 << 18
-    epochs: int = 150
-    lr: float = 0.05
+    epochs: int = 100
+    lr: float = 0.1
     l2: float = 1e-6
     positive_weight: float = 3.0  # profane segments are rare: weigh their loss up so recall does not collapse
     threshold: float = 0.5
@@ -195,7 +196,8 @@ class ToxicityClassifier:
 def inject_word(sentence: str, word: str, rng: np.random.Generator) -> str:
     """Insert ``word`` at a random word boundary of ``sentence``."""
     words = sentence.split()
-    words.insert(int(rng.integers(0, len(words) + 1)), word)
+    # Never after the last word: the sentence keeps its final punctuation (and so its line-level statistics).
+    words.insert(int(rng.integers(0, max(len(words), 1))), word)
     return " ".join(words)
 
 
@@ -267,10 +269,9 @@ def toxicity_model(config: ToxicityConfig = ToxicityConfig()) -> ToxicityClassif
 # --------------------------------------------------------------------------------------------------------------
 
 
-def flagged_char_fraction(text: str, scorer, threshold: float = 0.5) -> float:
-    """Fraction of the document's characters in segments the scorer flags (probability >= threshold)."""
+def flagged_fraction(text: str, scorer, threshold: float = 0.5) -> float:
+    """Fraction of the document's segments that the scorer flags (probability >= threshold)."""
     segs = segments(text)
     if not segs:
         return 0.0
-    flagged = scorer(segs) >= threshold
-    return sum(len(s) for s, f in zip(segs, flagged, strict=True) if f) / sum(len(s) for s in segs)
+    return float(np.mean(scorer(segs) >= threshold))
