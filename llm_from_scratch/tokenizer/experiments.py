@@ -62,9 +62,11 @@ def pieces(tokenizer, text: str) -> list[str]:
     out = []
     for i in tokenizer.encode(text):
         piece = tokenizer.decode([i])
-        if "\ufffd" in piece:
-            raw = tokenizer.vocab[i] if hasattr(tokenizer, "vocab") else piece.encode()
-            piece = "<0x" + raw.hex().upper() + ">"
+        if "\ufffd" in piece:  # part of a character: show its bytes
+            if hasattr(tokenizer, "vocab"):
+                piece = "<0x" + tokenizer.vocab[i].hex().upper() + ">"
+            else:
+                piece = tokenizer.sp.id_to_piece(i)  # sentencepiece's byte-fallback pieces are named <0xNN>
         out.append(piece.replace("\n", "\\n"))
     return out
 

@@ -56,6 +56,11 @@ def get_batch(
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     device = pick_device(device)
+    if device.startswith("cuda:") and int(device.split(":")[1]) >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"device {device!r} was requested but this machine has {torch.cuda.device_count()} CUDA device(s); "
+            "use cuda:0 .. cuda:N-1 (under torchrun: cuda:LOCAL_RANK)"
+        )
     maps = shards.tokens(split)
     shard, offset = window_starts([len(m) for m in maps], batch_size * world_size, context_length, seed, step)
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
