@@ -17,6 +17,7 @@ from llm_from_scratch import __version__
 STAGES: list[str] = [
     "llm_from_scratch.info",
     "llm_from_scratch.tokenizer.cli",
+    "llm_from_scratch.model.cli",
     "llm_from_scratch.distributed.cli",
 ]
 
