@@ -16,6 +16,7 @@ from llm_from_scratch import __version__
 # Module paths, in pipeline order. A stage appears here when its first real code lands.
 STAGES: list[str] = [
     "llm_from_scratch.info",
+    "llm_from_scratch.data.cli",
     "llm_from_scratch.tokenizer.cli",
     "llm_from_scratch.model.cli",
     "llm_from_scratch.distributed.cli",

@@ -357,7 +357,7 @@ def run_pipeline(
         for b in batches:
             n = sum(len(d.text) for d in b)
             bytes_in += n
-            if bar:
+            if bar is not None:
                 bar.update(n)
             yield b
 
@@ -387,6 +387,6 @@ def run_pipeline(
             out_f.close()
         if rej_f:
             rej_f.close()
-        if bar:
+        if bar is not None:
             bar.close()
     return CurationResult(stats, kept_n, rejected_n, time.perf_counter() - start, bytes_in)
