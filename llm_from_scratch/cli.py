@@ -19,6 +19,7 @@ STAGES: list[str] = [
     "llm_from_scratch.data.cli",
     "llm_from_scratch.tokenizer.cli",
     "llm_from_scratch.model.cli",
+    "llm_from_scratch.train.cli",
     "llm_from_scratch.distributed.cli",
 ]
 

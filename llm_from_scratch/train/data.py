@@ -28,6 +28,38 @@ class TokenData:
     fingerprint: str
     decode: object = None  # ids -> str, for samples during training
     encode: object = None  # str -> ids
+    shards: object = None  # a tokenizer ShardSet: training batches then come from its loader
+
+
+def train_batch(
+    data: TokenData, batch_size: int, block_size: int, seed: int, step: int, micro: int, grad_accum: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Micro-batch ``micro`` of optimiser step ``step``: from the shard loader when there are shards (its
+    windows are a function of (seed, index), like ours), else from the in-memory stream."""
+    if data.shards is not None:
+        from llm_from_scratch.tokenizer import get_batch as shard_batch
+
+        return shard_batch(data.shards, "train", batch_size, block_size, seed, step * grad_accum + micro, device=device)
+    return get_batch(data.train, batch_size, block_size, seed, step, micro, device)
+
+
+def shard_data(preset: str = "book") -> TokenData:
+    """The curated corpus under the book's tokenizer (built on first use by the tokenizer stage)."""
+    from llm_from_scratch.tokenizer import book_shards, book_tokenizer
+
+    tok = book_tokenizer(preset)
+    shards = book_shards(preset)
+    shards.check_tokenizer(tok)
+    return TokenData(
+        train=None,
+        val=shards.stream("val"),
+        vocab_size=shards.vocab_size,
+        bytes_per_token=shards.bytes_per_token("val"),
+        fingerprint=shards.fingerprint,
+        decode=tok.decode,
+        encode=tok.encode,
+        shards=shards,
+    )
 
 
 def batch_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from llm_from_scratch.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from llm_from_scratch.train.data import TokenData, eval_windows, get_batch
+from llm_from_scratch.train.data import TokenData, eval_windows, train_batch
 from llm_from_scratch.train.metrics import bits_per_byte, measured_peak_flops, perplexity
 from llm_from_scratch.train.optim import AdamW, param_groups
 from llm_from_scratch.train.schedule import lr_at
@@ -91,8 +91,8 @@ class TrainResult:
 
 
 def choose_autocast(setting: str, device: str, d_model: int) -> torch.dtype | None:
-    """The autocast dtype to train with. ``auto``: on GPUs always (when supported); on a CPU only with native bf16
-    (AMX / AVX512-BF16) and a model wide enough that its matmuls, not the bf16 conversions, dominate."""
+    """The autocast dtype to train with. ``auto``: on GPUs always; on a CPU only with AMX matrix units and a model
+    wide enough (``d_model >= 256``) that its matmuls, not the bf16 conversions, dominate the step."""
     if setting == "off":
         return None
     if setting in ("bf16", "fp16"):
@@ -100,9 +100,15 @@ def choose_autocast(setting: str, device: str, d_model: int) -> torch.dtype | No
     if setting != "auto":
         raise ValueError(f"autocast must be 'auto', 'off', 'bf16' or 'fp16', got {setting!r}")
     dtype = autocast_dtype(device)
-    if device.startswith("cpu") and d_model < 256:
-        return None
+    if device.startswith("cpu") and not (_cpu_has_amx() and d_model >= 256):
+        return None  # measured: AVX512-BF16 without AMX, or a narrow model, trains slower in bf16 than in fp32
     return dtype
+
+
+def _cpu_has_amx() -> bool:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        return "amx_bf16" in f.read()
+    return False
 
 
 @torch.no_grad()
@@ -139,18 +145,21 @@ def train(
     progress: bool = True,
     sample_prompt: str = "\n",
     sample_fn: Callable[[nn.Module], str] | None = None,
+    model: nn.Module | None = None,
 ) -> TrainResult:
     """Pretrain a ``Transformer(model_config)`` on ``data``; resume from ``run_dir``'s latest checkpoint if any.
 
     ``stop_at`` ends the run after that many steps (with a checkpoint), as an interruption would; calling
     ``train`` again with the same arguments continues it and yields the same losses as one uninterrupted run.
+    ``model`` trains another architecture with the same interface (``forward(idx, targets) -> (logits, loss)``,
+    ``flops_per_token(T)``) instead of ``Transformer(model_config)``; the benchmark's GPT-2 baseline uses it.
     """
     from llm_from_scratch.model import Transformer
 
     device = pick_device(device)
     seed_everything(config.seed)
     block = config.block_size or model_config.context_length
-    model = Transformer(model_config).to(device)
+    model = (model if model is not None else Transformer(model_config)).to(device)
     optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.peak_lr, betas=config.betas, eps=config.eps)
     run_dir = Path(run_dir) if run_dir is not None else None
     log_path = run_dir / LOG_FILE if run_dir else None
@@ -190,6 +199,7 @@ def train(
 
     if start == 0:
         log(eval_record(0))
+    elapsed = next((r["elapsed"] for r in reversed(records) if "elapsed" in r), 0.0)
     end = min(config.max_steps, stop_at) if stop_at else config.max_steps
     bar = _progress(range(start, end), progress, config.max_steps, start)
     model.train()
@@ -200,7 +210,7 @@ def train(
             group["lr"] = lr
         loss_sum = 0.0
         for micro in range(config.grad_accum):
-            x, y = get_batch(data.train, config.batch_size, block, config.seed, step, micro, device)
+            x, y = train_batch(data, config.batch_size, block, config.seed, step, micro, config.grad_accum, device)
             with _autocast(device, amp):
                 _, loss = step_fn(x, y)
             (loss / config.grad_accum).backward()  # the mean over micro-batches = the loss of the full batch
@@ -211,6 +221,7 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         dt = time.perf_counter() - t0
+        elapsed += dt  # time spent in training steps only (no evaluation, sampling or checkpoints)
         train_loss = loss_sum / config.grad_accum
         if done % config.log_interval == 0 or done == config.max_steps or done == start + 1:
             log(
