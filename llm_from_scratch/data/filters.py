@@ -20,7 +20,7 @@ from dataclasses import dataclass
 # Shared helpers
 # --------------------------------------------------------------------------------------------------------------
 
-_PUNCT_EDGES = "\"'()[]{}<>.,;:!?*`«»“”‘’-–—"
+_PUNCT_EDGES = "\"'()[]{}<>.,;:!?*`«»“”‘’-–—#…"  # a lone symbol is not a word
 
 
 def words_of(text: str) -> list[str]:
@@ -176,7 +176,7 @@ class GopherRepetition:
 
 TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)]*(?:\s|$)")
 
 
 @dataclass(frozen=True)
