@@ -69,7 +69,8 @@ def _memory(args) -> int:
 def _plan(args) -> int:
     from llm_from_scratch.distributed.launch import torchrun_command
 
-    script = [a for a in args.script if a != "--"] or ["-m", "llm_from_scratch", "pretrain", "--parallel", "fsdp"]
+    default = ["-m", "llm_from_scratch.distributed.worker", "train", "--parallel", "fsdp"]
+    script = [a for a in args.script if a != "--"] or default
     for node in range(args.nnodes):
         cmd = torchrun_command(script, args.nproc_per_node, args.nnodes, node, args.master)
         cmd[:3] = ["torchrun"]

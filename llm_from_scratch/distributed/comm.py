@@ -74,3 +74,28 @@ def count_bytes_sent() -> Iterator[dict]:
         yield result
     finally:
         result["bytes"] = bytes_written() - start
+
+
+# Bandwidth per direction in GB/s (1e9 bytes/s) of the links a collective can run over, from their specifications.
+LINKS: dict[str, float] = {
+    "NVLink 4 (H100 SXM, per GPU)": 450.0,  # 900 GB/s total, both directions (NVIDIA H100 datasheet)
+    "PCIe 5.0 x16": 63.0,  # 32 GT/s x 16 lanes x 128/130 / 8 bits (PCI-SIG 5.0)
+    "InfiniBand NDR 400 Gb/s": 50.0,  # one ConnectX-7 port
+    "Ethernet 100 Gb/s": 12.5,
+    "Ethernet 10 Gb/s": 1.25,
+}
+
+
+def tp_comm_vs_compute(
+    config: ModelConfig, tp: int, tokens: int, link_gb_s: float, tflops: float = 400.0, bytes_per_act: int = 2
+) -> tuple[float, float]:
+    """Seconds per block and per training step of ``tokens`` tokens under ``tp``-way tensor parallelism:
+    ``(communication, computation)``. Communication: four ring all-reduces of ``tokens x d_model`` activations at
+    ``link_gb_s`` per direction; computation: this rank's ``1/tp`` share of the block's training FLOPs at
+    ``tflops`` sustained (400 is about 40 % of an H100's dense bf16 peak)."""
+    comm_bytes = 4 * allreduce_bytes(tokens * config.d_model * bytes_per_act, tp)
+    c = config
+    block_params = c.d_model * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim + c.n_heads * c.head_dim * c.d_model
+    block_params += 3 * c.d_model * c.ffn_hidden
+    flops = 6 * block_params * tokens / tp
+    return comm_bytes / (link_gb_s * 1e9), flops / (tflops * 1e12)

@@ -139,7 +139,7 @@ def run_torchrun(
     if proc.returncode != 0:
         raise RuntimeError(
             f"distributed job {' '.join(script_args)} failed with exit code {proc.returncode}:\n"
-            f"{(proc.stdout + proc.stderr)[-3000:]}"
+            f"{(proc.stdout + proc.stderr)[-8000:]}"
         )
     return proc
 

@@ -302,12 +302,15 @@ def task_train(env: DistEnv, args) -> dict:
     from llm_from_scratch.distributed.parallel import is_data_parallel, rank_batch, wrap_model
 
     config = PRESETS[args.preset]
-    model = wrap_model(build(config, seed=0), args.parallel, env)
+    model = wrap_model(build(config, seed=0).to(env.device), args.parallel, env)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
     shards = None
     if args.data == "shards":
         from llm_from_scratch.tokenizer.artifacts import book_shards
 
+        if env.is_main:  # build (or load) once, before the other ranks read the cache
+            book_shards(args.preset)
+        dist.barrier()
         shards = book_shards(args.preset)
     losses = []
     for step in range(args.steps):
@@ -317,11 +320,12 @@ def task_train(env: DistEnv, args) -> dict:
             x, y = random_batch(config, args.batch * env.world_size, args.seq, seed=step)
             if is_data_parallel(args.parallel):
                 x, y = my_slice(x, env), my_slice(y, env)
+            x, y = x.to(env.device), y.to(env.device)
         loss = model(x, y)[1]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        t = loss.detach().clone()
+        t = loss.detach().clone().float()
         dist.all_reduce(t)
         losses.append(round(t.item() / env.world_size, 4))
         if env.is_main and step % max(1, args.steps // 5) == 0:
