@@ -261,7 +261,7 @@ def write_shards(
     where a document starts. Results arrive in corpus order whatever the number of workers, so the shards are
     byte-identical from run to run. ``shards.json`` is written last: its presence means the set is complete.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     reiterate = texts if callable(texts) else (lambda: texts)
     directory = Path(directory)
