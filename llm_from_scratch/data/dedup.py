@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MERSENNE_32 = np.uint64(4294967291)  # largest prime below 2**32: a*x + b < 2**64 for a, b, x < p, no overflow
+EMPTY_SIGNATURE_VALUE = np.uint64(0xFFFFFFFF)  # no hash function value is larger
 _WORD = re.compile(r"\w+")
 
 # --------------------------------------------------------------------------------------------------------------
@@ -70,60 +71,71 @@ class ShingleHasher:
                       0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9,
                       0x2545F4914F6CDD1D, 0x9FB21C651E98DF25], dtype=np.uint64)  # fmt: skip
 
+    _SEP = "QQSEPQQ"  # texts are lower-cased before tokenising, so this upper-case token never occurs in them
+
     def __init__(self, n: int = 5, max_vocab: int = 2_000_000):
         if not 1 <= n <= len(self._MULT):
             raise ValueError(f"shingle size n={n} must be between 1 and {len(self._MULT)}")
         self.n, self.max_vocab = n, max_vocab
-        self._memo: dict[str, int] = {}
+        self._reset()
 
-    def _word_ids(self, words: list[str]) -> np.ndarray:
-        if not words:
-            return np.empty(0, dtype=np.uint64)
-        memo = self._memo
-        if len(memo) > self.max_vocab:  # bounded memory on an endless stream
-            memo.clear()
-        ids = list(map(memo.get, words))
-        if None in ids:  # first sight of some words: hash them once
-            for i, (w, h) in enumerate(zip(words, ids, strict=True)):
-                if h is None:
-                    h = memo.get(w)
-                    if h is None:
-                        h = memo[w] = int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little")
-                    ids[i] = h
-        return np.array(ids, dtype=np.uint64)
+    def _reset(self) -> None:
+        # word -> dense id; the 64-bit hash of id i is self._table[i]. A dense id lets numpy look hashes up in bulk.
+        self._ids: dict[str, int] = {}
+        self._hashes: list[int] = []
+        self._table = np.empty(0, dtype=np.uint64)
+
+    def _word_hashes(self, words: list[str]) -> np.ndarray:
+        if len(self._ids) > self.max_vocab:  # bounded memory on an endless stream
+            self._reset()
+        for w in set(words).difference(self._ids):  # hash each new word once (BLAKE2b: stable across processes)
+            self._ids[w] = len(self._hashes)
+            self._hashes.append(int.from_bytes(hashlib.blake2b(w.encode(), digest_size=8).digest(), "little"))
+        ids = list(map(self._ids.__getitem__, words))  # dictionary lookups at C speed
+        if len(self._hashes) > len(self._table):
+            self._table = np.array(self._hashes, dtype=np.uint64)
+        return self._table[np.array(ids, dtype=np.int64)]
+
+    def _combine(self, hashes: np.ndarray, m: int) -> np.ndarray:
+        """n-gram hashes of the m windows of ``hashes`` (wrapping uint64 arithmetic), top 32 bits kept."""
+        h = np.zeros(m, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(self.n):
+                h += hashes[k : k + m] * self._MULT[k]
+            h ^= h >> np.uint64(33)  # murmur3 finaliser: spread the bits before keeping the top 32
+            h *= np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(33)
+        return (h >> np.uint64(32)).astype(np.uint32)
 
     def __call__(self, text: str) -> np.ndarray:
         """The uint32 shingle hashes of ``text`` (duplicates kept; MinHash takes a minimum, so they do not matter)."""
         return self.many([text])[0]
 
     def many(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """Shingle hashes of several texts with one vectorised pass over all their words.
+        """Shingle hashes of several texts with one tokeniser call and one vectorised pass over all their words.
 
-        The words of all texts are concatenated; the n-gram hash is computed at every position, and only the
-        windows that lie inside one text are kept. A text shorter than n words is padded to one shingle.
+        The texts are joined with a separator token; the n-gram hash is computed at every position, and each
+        text keeps the windows that lie inside it. A text shorter than n words is one shingle (padded).
         """
         n = self.n
-        tokens = [words_for_shingles(t) for t in texts]
-        lengths = np.array([max(len(w), n) if w else 0 for w in tokens], dtype=np.int64)
-        flat: list[str] = []
-        for w in tokens:
-            flat.extend(w)
-            if 0 < len(w) < n:
-                flat.extend([""] * (n - len(w)))  # the empty string pads short texts
-        ids = self._word_ids(flat)
-        total = len(ids)
-        m = max(total - n + 1, 0)
-        h = np.zeros(m, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for k in range(n):
-                h += ids[k : k + m] * self._MULT[k]
-            h ^= h >> np.uint64(33)  # murmur3 finaliser: spread the bits before keeping the top 32
-            h *= np.uint64(0xFF51AFD7ED558CCD)
-            h ^= h >> np.uint64(33)
-        h32 = (h >> np.uint64(32)).astype(np.uint32)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        pairs = zip(starts.tolist(), lengths.tolist(), strict=True)
-        return [h32[s : s + max(length - n + 1, 0)] for s, length in pairs]
+        if not texts:
+            return []
+        words = _WORD.findall(f" {self._SEP} ".join(t.lower() for t in texts))
+        hashes = self._word_hashes(words)
+        seps = np.flatnonzero(hashes == self._word_hashes([self._SEP])[0])
+        starts = np.concatenate([[0], seps + 1])
+        ends = np.concatenate([seps, [len(words)]])
+        h32 = self._combine(hashes, max(len(words) - n + 1, 0))
+        pad = self._word_hashes([""])[0]
+        out = []
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            if e - s >= n:
+                out.append(h32[s : e - n + 1])
+            elif e > s:  # a short text: pad it with the empty word to one shingle
+                out.append(self._combine(np.concatenate([hashes[s:e], np.full(n - (e - s), pad)]), 1))
+            else:
+                out.append(np.empty(0, dtype=np.uint32))
+        return out
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -132,19 +144,36 @@ class ShingleHasher:
 
 
 class MinHasher:
-    """k universal hash functions h_i(x) = (a_i x + b_i) mod p applied to batches of shingle sets at once."""
+    """k random hash functions applied to batches of shingle sets at once.
 
-    def __init__(self, num_perm: int = 128, seed: int = 1, max_batch_shingles: int = 8192):
+    Two families, both universal for 32-bit shingles:
+
+    - ``"multiply-shift"`` (default): h(x) = ((a x + b) mod 2^64) >> 32 with random 64-bit a (odd) and b
+      (Dietzfelbinger 1996). The "mod 2^64" is free (uint64 arithmetic wraps), so it costs a multiply, an add and
+      a shift per entry.
+    - ``"mod-prime"``: h(x) = (a x + b) mod p with p = 2^32 - 5 (Carter and Wegman 1979), the textbook form; an
+      integer division per entry makes it about twice as slow in numpy.
+    """
+
+    def __init__(
+        self, num_perm: int = 128, seed: int = 1, max_batch_shingles: int = 8192, scheme: str = "multiply-shift"
+    ):
+        if scheme not in ("multiply-shift", "mod-prime"):
+            raise ValueError(f"scheme must be 'multiply-shift' or 'mod-prime', not {scheme!r}")
         rng = np.random.default_rng(seed)
-        p = int(MERSENNE_32)
-        self.num_perm = num_perm
-        self.a = rng.integers(1, p, size=(num_perm, 1), dtype=np.uint64)
-        self.b = rng.integers(0, p, size=(num_perm, 1), dtype=np.uint64)
+        self.num_perm, self.scheme = num_perm, scheme
+        if scheme == "mod-prime":
+            p = int(MERSENNE_32)
+            self.a = rng.integers(1, p, size=(num_perm, 1), dtype=np.uint64)
+            self.b = rng.integers(0, p, size=(num_perm, 1), dtype=np.uint64)
+        else:
+            self.a = rng.integers(0, 2**64, size=(num_perm, 1), dtype=np.uint64) | np.uint64(1)
+            self.b = rng.integers(0, 2**64, size=(num_perm, 1), dtype=np.uint64)
         self.max_batch_shingles = max_batch_shingles  # (k x shingles) temporary: 128 x 8192 x 8 B = 8 MB
 
     def signatures(self, shingle_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """A (documents x num_perm) uint32 signature matrix. An empty set gets the all-(p) signature."""
-        out = np.full((len(shingle_sets), self.num_perm), MERSENNE_32, dtype=np.uint64)
+        """A (documents x num_perm) uint32 signature matrix. An empty set gets the all-0xFFFFFFFF signature."""
+        out = np.full((len(shingle_sets), self.num_perm), EMPTY_SIGNATURE_VALUE, dtype=np.uint64)
         start = 0
         while start < len(shingle_sets):
             # Greedily fill one batch up to max_batch_shingles (at least one document).
@@ -163,12 +192,18 @@ class MinHasher:
         if len(nonempty) == 0:
             return
         x = np.concatenate([sets[i] for i in nonempty]).astype(np.uint64)
-        x %= MERSENNE_32
-        # h_i(x) = (a_i x + b_i) mod p for all i and all shingles of the batch, computed in place: the temporary
-        # is one (num_perm x shingles) array, sized to stay in the CPU cache (memory traffic dominates here).
-        hashed = np.multiply(self.a, x)
-        hashed += self.b
-        np.remainder(hashed, MERSENNE_32, out=hashed)
+        # All num_perm hash functions on all shingles of the batch, in place: one (num_perm x shingles) array,
+        # sized to stay in the CPU cache (memory traffic, not arithmetic, dominates here).
+        with np.errstate(over="ignore"):
+            if self.scheme == "mod-prime":
+                x %= MERSENNE_32
+                hashed = np.multiply(self.a, x)
+                hashed += self.b  # a, b, x < p < 2^32: a x + b < 2^64, no overflow
+                np.remainder(hashed, MERSENNE_32, out=hashed)
+            else:
+                hashed = np.multiply(self.a, x)  # wraps mod 2^64 on purpose
+                hashed += self.b
+                hashed >>= np.uint64(32)
         offsets = np.concatenate([[0], np.cumsum(lengths[nonempty])[:-1]])
         out[nonempty] = np.minimum.reduceat(hashed, offsets, axis=1).T
 
