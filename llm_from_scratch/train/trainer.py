@@ -223,7 +223,7 @@ def train(
         dt = time.perf_counter() - t0
         elapsed += dt  # time spent in training steps only (no evaluation, sampling or checkpoints)
         train_loss = loss_sum / config.grad_accum
-        if done % config.log_interval == 0 or done == config.max_steps or done == start + 1:
+        if done % config.log_interval == 0 or done == config.max_steps or done == 1:
             log(
                 {
                     "step": done,
@@ -234,6 +234,7 @@ def train(
                     "tok_per_s": tokens_per_step / dt,
                     "mfu": flops_per_step / dt / peak,
                     "dt": dt,
+                    "elapsed": elapsed,
                 }
             )
         if hasattr(bar, "set_postfix"):
