@@ -1,0 +1,25 @@
+"""Stage 6 of the pipeline: alignment. A chat template, supervised fine-tuning with prompt-token masking,
+preference pairs ranked by a verifier, a Bradley-Terry reward model with GRPO, and DPO, each evaluated on
+held-out prompts against its starting point.
+
+The target behaviour, the same in all three chapters (see :mod:`llm_from_scratch.align.verifier`): a reply is
+*acceptable* when it ends its turn with ``<|end|>``, is at most ``MAX_WORDS`` words long, and none of its
+segments is flagged by the profanity classifier of the data chapters.
+"""
+
+from llm_from_scratch.align.chat import ASSISTANT, END, SYSTEM, USER, encode_example, parse_chat, render_chat
+from llm_from_scratch.align.dpo import dpo_loss
+from llm_from_scratch.align.verifier import MAX_WORDS, verify
+
+__all__ = [
+    "ASSISTANT",
+    "END",
+    "MAX_WORDS",
+    "SYSTEM",
+    "USER",
+    "dpo_loss",
+    "encode_example",
+    "parse_chat",
+    "render_chat",
+    "verify",
+]
