@@ -21,6 +21,7 @@ STAGES: list[str] = [
     "llm_from_scratch.model.cli",
     "llm_from_scratch.train.cli",
     "llm_from_scratch.distributed.cli",
+    "llm_from_scratch.align.cli",
 ]
 
 

@@ -212,3 +212,49 @@ def rlhf_model(preset: str = "book", progress: bool = False):
     """``(model, tokenizer)`` after reward modelling and GRPO."""
     model, tok, _ = rlhf_run(preset, progress=progress)
     return model, tok
+
+
+STAGES = ("base", "sft", "dpo", "rlhf")
+
+
+def stage_models(preset: str, stage: str):
+    """``(policy, reference, tokenizer)``: each stage is compared with the model it started from."""
+    if stage == "base":
+        model, tok = base_model(preset)
+        return model, None, tok
+    if stage == "sft":
+        base, _ = base_model(preset)
+        model, tok = sft_model(preset)
+        return model, base, tok
+    reference, tok = sft_model(preset)
+    model = dpo_model(preset)[0] if stage == "dpo" else rlhf_model(preset)[0]
+    return model, reference, tok
+
+
+def evaluation(preset: str = "book", stage: str = "sft") -> dict:
+    """Held-out evaluation of one stage (cached as JSON): verifier rates, KL to its starting point, held-out
+    pretraining perplexity, and the replies themselves."""
+    from llm_from_scratch.align.evaluate import evaluate_policy
+
+    _check(preset)
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {list(STAGES)}")
+    keys = {"eval": asdict(EVAL_PRESETS[preset]), "sft": sft_key(preset), "stage": stage}
+    if stage == "dpo":
+        keys["dpo"] = asdict(DPO_PRESETS[preset])
+    if stage == "rlhf":
+        keys["grpo"], keys["reward"] = asdict(GRPO_PRESETS[preset]), asdict(REWARD_PRESETS[preset])
+    if stage in ("dpo", "rlhf"):
+        keys["pref"] = asdict(PREFERENCE_PRESETS[preset])
+    path = cache_dir() / "align" / f"eval-{stage}-{preset}-{config_key(keys)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    model, reference, tok = stage_models(preset, stage)
+    examples = held_out_examples(preset)
+    result = evaluate_policy(
+        model, reference, tok, examples, preset, EVAL_PRESETS[preset], SFT_PRESETS[preset].max_prompt
+    )
+    result["prompts"] = [ex.prompt for ex in examples]
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result))
+    return result

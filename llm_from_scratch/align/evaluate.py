@@ -20,7 +20,7 @@ class EvalConfig:
 
 
 EVAL_PRESETS = {
-    "tiny": EvalConfig(n_prompts=200, samples_per_prompt=1, max_new_tokens=24, ppl_batches=2),
+    "tiny": EvalConfig(n_prompts=200, samples_per_prompt=2, max_new_tokens=24, ppl_batches=2),
     "book": EvalConfig(),
 }
 

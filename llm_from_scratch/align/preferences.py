@@ -22,7 +22,7 @@ class PreferenceConfig:
 
 
 PREFERENCE_PRESETS = {
-    "tiny": PreferenceConfig(n_prompts=64, samples_per_prompt=4, max_new_tokens=24),
+    "tiny": PreferenceConfig(n_prompts=512, samples_per_prompt=4, max_new_tokens=24),
     "book": PreferenceConfig(),
 }
 

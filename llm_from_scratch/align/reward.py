@@ -59,7 +59,7 @@ class RewardConfig:
     seed: int = 0
 
 
-REWARD_PRESETS = {"tiny": RewardConfig(epochs=1, batch_pairs=8, lr=1e-3), "book": RewardConfig()}
+REWARD_PRESETS = {"tiny": RewardConfig(epochs=3, batch_pairs=8, lr=1e-3), "book": RewardConfig()}
 
 
 def _pair_batch(pairs, device):

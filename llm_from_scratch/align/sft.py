@@ -33,7 +33,9 @@ class SFTConfig:
 
 
 SFT_PRESETS = {
-    "tiny": SFTConfig(steps=40, batch_size=8, lr=1e-3, max_prompt=32, max_reply=24, eval_interval=20, eval_examples=32),
+    "tiny": SFTConfig(
+        steps=300, batch_size=16, lr=2e-3, max_prompt=32, max_reply=24, eval_interval=100, eval_examples=64
+    ),
     "book": SFTConfig(),
 }
 
