@@ -30,12 +30,14 @@ _WORD = re.compile(r"\w+")
 # --------------------------------------------------------------------------------------------------------------
 
 _NOT_WORD = re.compile(r"[\W_]+")
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")  # combining marks
 
 
 def exact_key(text: str) -> bytes:
     """A 16-byte key equal for texts that differ only in case, punctuation, accents or whitespace."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.lower()
+    if not text.isascii():  # strip accents: decompose, drop the combining marks
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
     return hashlib.blake2b(_NOT_WORD.sub(" ", text).strip().encode(), digest_size=16).digest()
 
 

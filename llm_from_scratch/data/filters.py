@@ -11,10 +11,14 @@ number removed. Thresholds are the ones in the papers:
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 # --------------------------------------------------------------------------------------------------------------
 # Shared helpers
@@ -25,12 +29,10 @@ _PUNCT_EDGES = "\"'()[]{}<>.,;:!?*`«»“”‘’-–—#…"  # a lone symbol
 
 def words_of(text: str) -> list[str]:
     """Whitespace words with surrounding punctuation removed (Gopher counts words this way)."""
-    out = []
-    for w in text.split():
-        w = w.strip(_PUNCT_EDGES)
-        if w:
-            out.append(w)
-    return out
+    return list(filter(None, map(operator.methodcaller("strip", _PUNCT_EDGES), text.split())))
+
+
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _nonempty_lines(text: str) -> list[str]:
@@ -69,7 +71,7 @@ class GopherQuality:
             return "gopher_quality:too_few_words"
         if n > self.max_words:
             return "gopher_quality:too_many_words"
-        mean_len = sum(len(w) for w in words) / n
+        mean_len = sum(map(len, words)) / n
         if not self.min_mean_word_length <= mean_len <= self.max_mean_word_length:
             return "gopher_quality:mean_word_length"
         symbols = text.count("#") + text.count("...") + text.count("…")
@@ -83,10 +85,11 @@ class GopherQuality:
             ellipsis = sum(line.rstrip().endswith(("...", "…")) for line in lines)
             if ellipsis / len(lines) > self.max_ellipsis_lines:
                 return "gopher_quality:ellipsis_lines"
-        alpha = sum(any(c.isalpha() for c in w) for w in words)
+        # Most words are purely alphabetic (a C-speed check); only the others are searched for a letter.
+        alpha = n - sum(1 for w in itertools.filterfalse(str.isalpha, words) if not _LETTER.search(w))
         if alpha / n < self.min_alpha_words:
             return "gopher_quality:alpha_words"
-        if len(GOPHER_STOP_WORDS.intersection(w.lower() for w in words)) < self.min_stop_words:
+        if len(GOPHER_STOP_WORDS.intersection(map(str.lower, words))) < self.min_stop_words:
             return "gopher_quality:stop_words"
         return None
 
@@ -112,30 +115,61 @@ def duplicate_fractions(parts: list[str]) -> tuple[float, float]:
     return dup_n / len(parts), dup_chars / max(total_chars, 1)
 
 
+_NGRAM_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                        0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9,
+                        0x2545F4914F6CDD1D, 0x9FB21C651E98DF25], dtype=np.uint64)  # fmt: skip
+
+
+class _WordArrays:
+    """Words as integer ids and character lengths, so n-gram statistics are numpy sorts instead of Counters."""
+
+    def __init__(self, words: list[str]):
+        # setdefault(word, position): a word's id is the position of its first occurrence (C-speed map, no sort).
+        first: dict[str, int] = {}
+        self.ids = np.fromiter(map(first.setdefault, words, itertools.count()), dtype=np.uint64, count=len(words))
+        self.lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        self.total = int(self.lengths.sum())
+
+    def ngram_counts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(for each window start: how often its n-gram occurs in the document, key of each window)."""
+        m = len(self.ids) - n + 1
+        key = np.zeros(m, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(n):  # a 64-bit hash of the n ids; a collision would need ~2^32 distinct n-grams
+                key += self.ids[k : k + m] * _NGRAM_MULT[k]
+        _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        return counts[inverse], key
+
+    def top_fraction(self, n: int) -> float:
+        if len(self.ids) < n or self.total == 0:
+            return 0.0
+        count, _ = self.ngram_counts(n)
+        i = int(np.argmax(count))
+        if count[i] < 2:
+            return 0.0
+        return float(self.lengths[i : i + n].sum() * count[i] / self.total)
+
+    def duplicate_fraction(self, n: int) -> float:
+        if len(self.ids) < n or self.total == 0:
+            return 0.0
+        count, _ = self.ngram_counts(n)
+        # Mark every word inside a repeated window: +1 at the window start, -1 after its end, then a running sum.
+        diff = np.zeros(len(self.ids) + 1, dtype=np.int64)
+        starts = np.flatnonzero(count > 1)
+        np.add.at(diff, starts, 1)
+        np.add.at(diff, starts + n, -1)
+        covered = np.cumsum(diff[:-1]) > 0
+        return float(self.lengths[covered].sum() / self.total)
+
+
 def top_ngram_char_fraction(words: list[str], n: int) -> float:
     """Characters covered by the most frequent word n-gram (all its occurrences) over all word characters."""
-    if len(words) < n:
-        return 0.0
-    counts = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-    gram, count = counts.most_common(1)[0]
-    if count < 2:
-        return 0.0
-    total = sum(len(w) for w in words)
-    return sum(len(w) for w in gram) * count / max(total, 1)
+    return _WordArrays(words).top_fraction(n)
 
 
 def duplicate_ngram_char_fraction(words: list[str], n: int) -> float:
     """Characters of words covered by any n-gram that occurs more than once, each word counted once."""
-    if len(words) < n:
-        return 0.0
-    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
-    counts = Counter(grams)
-    covered = bytearray(len(words))
-    for i, g in enumerate(grams):
-        if counts[g] > 1:
-            covered[i : i + n] = b"\x01" * n
-    total = sum(len(w) for w in words)
-    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / max(total, 1)
+    return _WordArrays(words).duplicate_fraction(n)
 
 
 @dataclass(frozen=True)
@@ -160,12 +194,12 @@ class GopherRepetition:
             return "gopher_repetition:dup_lines"
         if line_chars > self.max_dup_line_char_frac:
             return "gopher_repetition:dup_line_chars"
-        words = [w.lower() for w in words_of(text)]
+        arrays = _WordArrays(list(map(str.lower, words_of(text))))
         for n, limit in self.top_ngram:
-            if top_ngram_char_fraction(words, n) > limit:
+            if arrays.top_fraction(n) > limit:
                 return f"gopher_repetition:top_{n}gram"
         for n, limit in self.dup_ngram:
-            if duplicate_ngram_char_fraction(words, n) > limit:
+            if arrays.duplicate_fraction(n) > limit:
                 return f"gopher_repetition:dup_{n}gram"
         return None
 
@@ -261,14 +295,22 @@ BOILERPLATE_PATTERNS = re.compile(
     r"|powered by|^(home|menu|search|contact( us)?|about( us)?)$|^\S+( \| \S+){2,}$)",
     re.I,
 )
+# Every alternative of BOILERPLATE_PATTERNS contains one of these (lower-case) substrings.
+_BOILERPLATE_KEYWORDS = ("cookie", "rights reserved", "copyright", "©", "click here", "read more", "subscribe",
+                         "sign up", "log", "sign in", "share ", "follow us", "skip to", "back to top", "javascript",
+                         "powered by", "home", "menu", "search", "contact", "about", "|")  # fmt: skip
 
 
 def remove_boilerplate_lines(text: str, max_words: int = 12) -> tuple[str, int]:
     """Drop short lines (at most ``max_words`` words) that match common web boilerplate: cookie banners,
     navigation bars, share buttons, copyright footers. Long lines are prose that mentions such words; kept."""
+    low = text.lower()
+    if not any(k in low for k in _BOILERPLATE_KEYWORDS):  # fast substring scans; most documents stop here
+        return text, 0
     kept, removed = [], 0
     for line in text.split("\n"):
-        if line.strip() and len(line.split()) <= max_words and BOILERPLATE_PATTERNS.search(line.strip()):
+        s = line.strip()
+        if s and s.count(" ") < max_words and BOILERPLATE_PATTERNS.search(s):
             removed += 1
         else:
             kept.append(line)

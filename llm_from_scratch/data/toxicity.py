@@ -83,36 +83,35 @@ class HashedFeatures:
 
     def __init__(self, dim: int = 1 << 18, char_ngrams: tuple[int, ...] = (3, 4, 5)):
         self.dim, self.char_ngrams = dim, char_ngrams
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo: dict[str, np.ndarray] = {}  # word -> its unigram and character n-gram ids
 
     def _word(self, w: str) -> np.ndarray:
-        f = self._memo.get(w)
-        if f is None:
-            padded = f"<{w}>"
-            grams = [f"w:{w}"] + [padded[i : i + n] for n in self.char_ngrams for i in range(len(padded) - n + 1)]
-            f = np.array([zlib.crc32(g.encode()) % self.dim for g in grams], dtype=np.int64)
-            if len(self._memo) < 1_000_000:
-                self._memo[w] = f
-        return f
+        padded = f"<{w}>"
+        grams = [f"w:{w}"] + [padded[i : i + n] for n in self.char_ngrams for i in range(len(padded) - n + 1)]
+        return np.array([zlib.crc32(g.encode()) % self.dim for g in grams], dtype=np.int64)
 
     def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(feature ids, segment index of each feature, feature value); values are 1/sqrt(#features of the text),
-        so a long text does not get a large score just by being long."""
-        feats, segs, uni = [], [], []
-        for i, t in enumerate(texts):
-            words = _WORD.findall(t.lower())
-            if not words:
-                continue
-            wf = [self._word(w) for w in words]
-            u = np.array([f[0] for f in wf], dtype=np.int64)
-            bigrams = (u[:-1] * 1_000_003 + u[1:] * 7 + 1) % self.dim
-            f = np.concatenate([*wf, bigrams])
-            feats.append(f)
-            segs.append(np.full(len(f), i, dtype=np.int64))
-            uni.append(np.full(len(f), 1.0 / np.sqrt(len(f))))
-        if not feats:
+        """(feature ids, text index of each feature, feature value); values are 1/sqrt(#features of the text),
+        so a long text does not get a large score just by being long. One flat pass over all words."""
+        tokens = [_WORD.findall(t.lower()) for t in texts]
+        words = [w for ws in tokens for w in ws]
+        if not words:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-        return np.concatenate(feats), np.concatenate(segs), np.concatenate(uni)
+        if len(self._memo) > 1_000_000:  # bounded memory on an endless stream
+            self._memo.clear()
+        for w in set(words).difference(self._memo):
+            self._memo[w] = self._word(w)
+        per_word = list(map(self._memo.__getitem__, words))
+        word_text = np.repeat(np.arange(len(texts)), [len(ws) for ws in tokens])
+        n_feats = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+        unigram = np.fromiter((f[0] for f in per_word), dtype=np.int64, count=len(per_word))
+        same_text = word_text[:-1] == word_text[1:]  # bigrams never cross from one text into the next
+        bigrams = ((unigram[:-1] * 1_000_003 + unigram[1:] * 7 + 1) % self.dim)[same_text]
+        feat = np.concatenate([*per_word, bigrams])
+        seg = np.concatenate([np.repeat(word_text, n_feats), word_text[:-1][same_text]])
+        counts = np.bincount(seg, minlength=len(texts))
+        val = 1.0 / np.sqrt(counts[seg])
+        return feat, seg, val
 
 
 # --------------------------------------------------------------------------------------------------------------
