@@ -44,7 +44,7 @@ class DPOConfig:
 
 
 DPO_PRESETS = {
-    "tiny": DPOConfig(epochs=2, batch_pairs=8, lr=1e-3),
+    "tiny": DPOConfig(epochs=2, batch_pairs=8, lr=3e-4),
     "book": DPOConfig(),
 }
 

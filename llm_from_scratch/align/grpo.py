@@ -30,7 +30,7 @@ class GRPOConfig:
 
 
 GRPO_PRESETS = {
-    "tiny": GRPOConfig(steps=30, prompts_per_step=8, group_size=4, max_new_tokens=24, lr=3e-4),
+    "tiny": GRPOConfig(steps=30, prompts_per_step=8, group_size=4, max_new_tokens=24, lr=1e-4, kl_coef=0.1),
     "book": GRPOConfig(),
 }
 
