@@ -59,16 +59,18 @@ PRESETS: dict[str, TrainConfig] = {
         max_steps=60, batch_size=8, peak_lr=3e-3, warmup_frac=0.1, eval_interval=20, eval_batches=2, log_interval=5
     ),
     # The book's model on 2 CPU cores.
+    # 360 steps of 16 x 256 tokens = 1.5M tokens, about one epoch of the book corpus's train split. The peak is
+    # the one the LR range test and sweep of the optimiser chapter select.
     "book": TrainConfig(
-        max_steps=1200,
+        max_steps=360,
         batch_size=16,
-        peak_lr=3e-3,
+        peak_lr=1e-3,
         warmup_frac=0.02,
-        eval_interval=100,
-        eval_batches=8,
-        log_interval=10,
-        sample_interval=400,
-        ckpt_interval=200,
+        eval_interval=40,
+        eval_batches=4,
+        log_interval=5,
+        sample_interval=120,
+        ckpt_interval=60,
     ),
 }
 
