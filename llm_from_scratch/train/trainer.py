@@ -59,18 +59,19 @@ PRESETS: dict[str, TrainConfig] = {
         max_steps=60, batch_size=8, peak_lr=3e-3, warmup_frac=0.1, eval_interval=20, eval_batches=2, log_interval=5
     ),
     # The book's model on 2 CPU cores.
-    # 360 steps of 16 x 256 tokens = 1.5M tokens, about one epoch of the book corpus's train split. The peak is
-    # the one the LR range test and sweep of the optimiser chapter select.
+    # 300 steps of 12 x 256 tokens = 0.92M tokens, two thirds of an epoch of the book corpus's train split. The
+    # peak is the one the LR range test and sweep of the optimiser chapter select.
     "book": TrainConfig(
-        max_steps=360,
-        batch_size=16,
+        max_steps=300,
+        batch_size=12,
         peak_lr=1e-3,
         warmup_frac=0.02,
-        eval_interval=40,
+        eval_interval=25,
         eval_batches=4,
+        eval_batch_size=16,
         log_interval=5,
-        sample_interval=120,
-        ckpt_interval=60,
+        sample_interval=100,
+        ckpt_interval=50,
     ),
 }
 
