@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -171,7 +172,12 @@ def main() -> None:
     ap.add_argument("--timing-steps", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=1337)
-    ap.add_argument("--plot", type=Path, default=Path("benchmarks/bench_pretrain_sizes.png"))
+    ap.add_argument(
+        "--plot",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "bench_pretrain_sizes.png",
+        help="where to save the size-sweep figure (PNG)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -266,6 +272,7 @@ def _plot(sweep: list[dict], path: Path, flops: float) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    print(f"size sweep figure: {path}", flush=True)
 
 
 if __name__ == "__main__":
