@@ -81,13 +81,13 @@ def load_tokenizer(path: str | Path):
     return BPETokenizer.load(path)
 
 
-def train_from_config(config: TokenizerConfig, texts):
+def train_from_config(config: TokenizerConfig, texts, progress: bool = False):
     """Train the tokenizer ``config`` describes on ``texts``."""
     texts = take_bytes(texts, config.max_train_bytes)
     if config.kind == "bpe":
         from llm_from_scratch.tokenizer.bpe import train_tokenizer
 
-        return train_tokenizer(texts, config.vocab_size, config.pattern)
+        return train_tokenizer(texts, config.vocab_size, config.pattern, progress=progress)
     if config.kind == "sentencepiece":
         from llm_from_scratch.tokenizer.spm import train_sentencepiece
 
@@ -95,7 +95,7 @@ def train_from_config(config: TokenizerConfig, texts):
     raise ValueError(f"unknown tokenizer kind {config.kind!r}: use 'bpe' or 'sentencepiece'")
 
 
-def tokenizer_path(preset: str = "book", config: TokenizerConfig | None = None) -> Path:
+def tokenizer_path(preset: str = "book", config: TokenizerConfig | None = None, progress: bool = False) -> Path:
     """Where the tokenizer of ``preset`` lives, trained on the curated corpus on first use."""
     from llm_from_scratch.data.corpus import curated_corpus
 
@@ -104,7 +104,7 @@ def tokenizer_path(preset: str = "book", config: TokenizerConfig | None = None) 
     key = config_key({"tokenizer": asdict(config), "corpus": file_key(corpus)})
     path = cache_dir() / "tokenizer" / key / ("tokenizer.model" if config.kind == "sentencepiece" else "tokenizer.json")
     if not path.exists():
-        tok = train_from_config(config, iter_jsonl_texts(corpus))
+        tok = train_from_config(config, iter_jsonl_texts(corpus), progress)
         with atomic_path(path) as tmp:
             tok.save(tmp)
     return path

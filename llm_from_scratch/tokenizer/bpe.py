@@ -50,7 +50,10 @@ class _Greater:
 
 
 def train_bpe(
-    word_counts: dict[bytes, int], vocab_size: int, special_tokens: Iterable[str] = SPECIAL_TOKENS
+    word_counts: dict[bytes, int],
+    vocab_size: int,
+    special_tokens: Iterable[str] = SPECIAL_TOKENS,
+    progress: bool = False,
 ) -> tuple[dict[int, bytes], list[tuple[int, int]]]:
     """Learn ``vocab_size - n_special - 256`` merges from unique words with counts.
 
@@ -79,6 +82,9 @@ def train_bpe(
     heap = [(-c, _Greater((vocab[p[0]], vocab[p[1]])), p) for p, c in pair_counts.items()]
     heapq.heapify(heap)
 
+    from tqdm import tqdm
+
+    bar = tqdm(total=n_merges, desc="merges", unit="merge", disable=not progress, mininterval=0.5)
     merges: list[tuple[int, int]] = []
     while len(merges) < n_merges and heap:
         neg, _, pair = heapq.heappop(heap)
@@ -115,6 +121,8 @@ def train_bpe(
                 if c > 0:
                     heapq.heappush(heap, (-c, _Greater((vocab[p[0]], vocab[p[1]])), p))
         pair_counts.pop(pair, None)
+        bar.update()
+    bar.close()
     return vocab, merges
 
 
@@ -367,9 +375,16 @@ class BPETokenizer:
 
 
 def train_tokenizer(
-    texts: Iterable[str], vocab_size: int, pattern: str = "gpt4", special_tokens: Iterable[str] = SPECIAL_TOKENS
+    texts: Iterable[str],
+    vocab_size: int,
+    pattern: str = "gpt4",
+    special_tokens: Iterable[str] = SPECIAL_TOKENS,
+    progress: bool = False,
 ) -> BPETokenizer:
-    """Pre-tokenise ``texts``, learn the merges, and return the tokenizer."""
+    """Pre-tokenise ``texts``, learn the merges, and return the tokenizer (with progress bars if asked)."""
+    from tqdm import tqdm
+
     specials = list(dict.fromkeys(special_tokens))
-    vocab, merges = train_bpe(count_words(texts, pattern, specials), vocab_size, specials)
+    texts = tqdm(texts, desc="pre-tokenise", unit="doc", disable=not progress)
+    vocab, merges = train_bpe(count_words(texts, pattern, specials), vocab_size, specials, progress)
     return BPETokenizer(vocab, merges, {s: i for i, s in enumerate(specials)}, pattern)

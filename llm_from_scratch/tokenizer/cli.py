@@ -35,9 +35,9 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("kind", args.kind), ("vocab_size", args.vocab_size)) if v is not None}
     config = replace(config, **overrides)
     if args.data is None and args.out is None:
-        print(tokenizer_path(args.preset, config))  # the cached artifact later stages use
+        print(tokenizer_path(args.preset, config, progress=True))  # the cached artifact later stages use
         return 0
-    tok = train_from_config(config, _texts(args.data, args.preset)())
+    tok = train_from_config(config, _texts(args.data, args.preset)(), progress=True)
     suffix = ".model" if config.kind == "sentencepiece" else ".json"
     out = Path(args.out or f"tokenizer{suffix}")
     tok.save(out)
