@@ -75,7 +75,7 @@ class ShingleHasher:
 
     _SEP = "QQSEPQQ"  # texts are lower-cased before tokenising, so this upper-case token never occurs in them
 
-    def __init__(self, n: int = 5, max_vocab: int = 2_000_000):
+    def __init__(self, n: int = 5, max_vocab: int = 500_000):
         if not 1 <= n <= len(self._MULT):
             raise ValueError(f"shingle size n={n} must be between 1 and {len(self._MULT)}")
         self.n, self.max_vocab = n, max_vocab

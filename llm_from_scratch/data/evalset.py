@@ -75,7 +75,7 @@ def base_documents(per_source: int = 60, seed: int = 0) -> list[Document]:
     return out
 
 
-def _perturb_to_jaccard(text: str, target: float, rng: np.random.Generator, hasher: ShingleHasher) -> tuple[str, float]:
+def perturb_to_jaccard(text: str, target: float, rng: np.random.Generator, hasher: ShingleHasher) -> tuple[str, float]:
     """Replace random words until the exact Jaccard of the shingle sets drops to ``target`` or just below."""
     words = text.split(" ")
     orig = hasher(text)
@@ -126,7 +126,7 @@ def build_eval_set(per_source: int = 60, seed: int = 0) -> list[EvalDoc]:
         items.append(EvalDoc(Document(f"eval/exact_dup/{k}", d.source, text), "exact_dup", 1.0, d.id))
     for k, target in enumerate(np.tile([0.95, 0.9, 0.85, 0.7, 0.6, 0.5], n // 3 + 1)[: 2 * n]):
         d = pick()
-        text, j = _perturb_to_jaccard(d.text, float(target), rng, hasher)
+        text, j = perturb_to_jaccard(d.text, float(target), rng, hasher)
         kind = "near_dup" if j >= 0.8 else "near_dup_below"
         items.append(EvalDoc(Document(f"eval/near_dup/{k}", d.source, text), kind, j, d.id))
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -212,6 +212,30 @@ def precision_recall(flagged: list[bool], positive: list[bool]) -> dict:
     }
 
 
+def rule_decisions(items: list[EvalDoc], config=None) -> dict[str, list[str | None]]:
+    """The rejection reason (or None) of each document rule for each document, applied alone, to the text the
+    pipeline would hand it: extracted, boilerplate lines removed, verse sources exempt from C4 and FineWeb."""
+    from llm_from_scratch.data import filters
+    from llm_from_scratch.data.pipeline import PipelineConfig
+
+    cfg = config or PipelineConfig()
+    c4, fw = filters.C4Filter(), filters.FineWebFilter()
+
+    def c4_reason(t: str) -> str | None:
+        cleaned, _ = c4.clean_lines(t)
+        return c4.page_reason(cleaned) if cleaned else "c4:no_lines_left"
+
+    rules = {"gopher_quality": filters.GopherQuality(), "gopher_repetition": filters.GopherRepetition(),
+             "c4": c4_reason, "fineweb": fw}  # fmt: skip
+    out: dict[str, list[str | None]] = {name: [] for name in rules}
+    for it in items:
+        text = filters.remove_boilerplate_lines(extract(it.doc.text, it.doc.format))[0].strip()
+        verse = it.doc.source in cfg.verse_sources
+        for name, rule in rules.items():
+            out[name].append(None if verse and name in ("c4", "fineweb") else rule(text))
+    return out
+
+
 def evaluate_stages(items: list[EvalDoc], config=None, scorers: dict | None = None) -> list[dict]:
     """Precision and recall of every stage applied *alone* to the whole labelled set (after extraction), so one
     stage's score does not depend on what an earlier stage already removed.
@@ -226,7 +250,6 @@ def evaluate_stages(items: list[EvalDoc], config=None, scorers: dict | None = No
 
     cfg = config or PipelineConfig()
     texts = [extract(it.doc.text, it.doc.format) for it in items]
-    verse = [it.doc.source in cfg.verse_sources for it in items]
     low = [it.kind in LOW_QUALITY for it in items]
     rows = []
 
@@ -241,20 +264,8 @@ def evaluate_stages(items: list[EvalDoc], config=None, scorers: dict | None = No
     rows.append({"stage": "boilerplate (lines)", "flagged": removed, "positives": injected,
                  "precision": round(hit / max(removed, 1), 3), "recall": round(hit / max(injected, 1), 3)})  # fmt: skip
 
-    c4, gq, gr, fw = filters.C4Filter(), filters.GopherQuality(), filters.GopherRepetition(), filters.FineWebFilter()
-
-    def c4_reason(t: str) -> str | None:
-        cleaned, _ = c4.clean_lines(t)
-        return c4.page_reason(cleaned) if cleaned else "c4:no_lines_left"
-
-    for name, rule, skip_verse in (
-        ("c4", c4_reason, True),
-        ("gopher_quality", gq, False),
-        ("gopher_repetition", gr, False),
-        ("fineweb", fw, True),
-    ):
-        flagged = [not (v and skip_verse) and rule(t) is not None for t, v in zip(texts, verse, strict=True)]
-        rows.append({"stage": name, **precision_recall(flagged, low)})
+    for name, reasons in rule_decisions(items, cfg).items():
+        rows.append({"stage": name, **precision_recall([r is not None for r in reasons], low)})
 
     profane = [it.kind == "profane" for it in items]
     for name, scorer in (scorers or {}).items():

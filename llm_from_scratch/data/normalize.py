@@ -156,7 +156,7 @@ def strip_usenet(text: str) -> str:
         s = line.strip()
         if s in ("--", "-- "):
             break
-        if s.startswith((">", "|>", ":")) or re.search(r"\b(writes|wrote)\W*$", s):
+        if s.startswith((">", "|>", ":", "In article <")) or re.search(r"\b(writes|wrote)\W*$", s):
             continue
         body.append(line)
     # Posts are hard-wrapped at ~72 columns; join each paragraph back into one line, as web text has it,

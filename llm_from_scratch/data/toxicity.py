@@ -97,7 +97,7 @@ class HashedFeatures:
         words = [w for ws in tokens for w in ws]
         if not words:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-        if len(self._memo) > 1_000_000:  # bounded memory on an endless stream
+        if len(self._memo) > 200_000:  # bounded memory on an endless stream (~60 MB at most)
             self._memo.clear()
         for w in set(words).difference(self._memo):
             self._memo[w] = self._word(w)

@@ -42,7 +42,7 @@ def test_html_drops_scripts_and_keeps_blocks():
 
 def test_usenet_headers_quotes_and_signature_removed_paragraphs_unwrapped():
     post = (
-        "From: a@b.c\nSubject: Re: x\nReferences: <1@x>\n <2@y>\n\nIn article <1@x> b@c writes:\n> quoted\n"
+        "From: a@b.c\nSubject: Re: x\nReferences: <1@x>\n <2@y>\n\nIn article <1@x>\nb@c (B) writes:\n> quoted\n"
         "I disagree with\nthis entirely.\n\nSecond paragraph.\n--\nsig line\n"
     )
     assert normalize_text(strip_usenet(post)) == "I disagree with this entirely.\n\nSecond paragraph."
