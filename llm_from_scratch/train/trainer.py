@@ -59,8 +59,8 @@ PRESETS: dict[str, TrainConfig] = {
         max_steps=60, batch_size=8, peak_lr=3e-3, warmup_frac=0.1, eval_interval=20, eval_batches=2, log_interval=5
     ),
     # The book's model on 2 CPU cores.
-    # 240 steps of 12 x 256 tokens = 0.74M tokens, half an epoch of the book corpus's train split (about 2.5 minutes
-    # on 2 quiet cores). The peak is the one the LR range test and sweep of the optimiser chapter select.
+    # 240 steps of 12 x 256 tokens = 0.74M tokens, about a third of an epoch of the book corpus's train split (a few
+    # minutes on 2 quiet cores). The peak is the one the LR range test and sweep of the optimiser chapter select.
     "book": TrainConfig(
         max_steps=240,
         batch_size=12,
