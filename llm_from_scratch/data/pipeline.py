@@ -32,7 +32,7 @@ class PipelineConfig:
     max_invalid_frac: float = 0.01  # reject text with more than 1 % replaced (undecodable) bytes
     verse_sources: tuple[str, ...] = ("shakespeare",)  # line breaks are verse, not sentences: no C4/FineWeb
     toxicity: str = "ours"  # "ours" (hashed n-gram logistic regression), "reference" (alt-profanity-check), "off"
-    toxicity_threshold: float = 0.8  # per segment (<= 16 words): high precision, the reference is noisy near 0.5
+    toxicity_threshold: float = 0.9  # per segment (<= 16 words): high precision, the reference is noisy near 0.5
     max_toxic_frac: float = 0.05  # reject a document with a larger fraction of flagged segments
     shingle_n: int = 5
     num_perm: int = 128

@@ -231,17 +231,19 @@ def split_by_document(ids: Sequence[str], test_frac: float = 0.2, seed: int = 0)
 
 
 def train_classifier(config: ToxicityConfig = ToxicityConfig(), n: int = 40_000) -> tuple[ToxicityClassifier, dict]:
-    """Train on the document-level train split; return the model and its held-out metrics vs the reference."""
+    """Train on the document-level train split; return the model and its held-out evaluation against the
+    reference: metrics at ``config.threshold``, the training losses, and both models' held-out probabilities."""
     texts, ids = training_segments(n, seed=config.seed)
-    labels = reference_probability(texts) >= 0.5
+    ref = reference_probability(texts)
+    labels = ref >= 0.5
     test = split_by_document(ids, seed=config.seed)
     model = ToxicityClassifier(config)
-    model.fit([t for t, m in zip(texts, test, strict=True) if not m], labels[~test])
+    losses = model.fit([t for t, m in zip(texts, test, strict=True) if not m], labels[~test])
     test_texts = [t for t, m in zip(texts, test, strict=True) if m]
     p = model.predict_proba(test_texts)
     metrics = binary_metrics(labels[test], p >= config.threshold)
     metrics.update(n_train=int((~test).sum()), n_test=int(test.sum()), positive_rate=float(labels.mean()))
-    return model, metrics
+    return model, {"metrics": metrics, "losses": np.array(losses), "reference": ref[test], "ours": p}
 
 
 def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
@@ -254,13 +256,31 @@ def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "agreement": float((truth == pred).mean())}
 
 
+def _model_paths(config: ToxicityConfig) -> tuple[Path, Path]:
+    root = cache_dir() / "data"
+    return root / f"toxicity-{config_key(config)}.npz", root / f"toxicity-{config_key(config)}-eval.npz"
+
+
 def toxicity_model(config: ToxicityConfig = ToxicityConfig()) -> ToxicityClassifier:
-    """The trained classifier, built once into ``cache_dir()/data/`` and loaded afterwards."""
-    path = cache_dir() / "data" / f"toxicity-{config_key(config)}.npz"
+    """The trained classifier, built once into ``cache_dir()/data/`` (with its held-out evaluation) and loaded."""
+    path, eval_path = _model_paths(config)
     if not path.exists():
-        model, _ = train_classifier(config)
+        model, evaluation = train_classifier(config)
+        with atomic_path(eval_path) as tmp, open(tmp, "wb") as f:
+            metrics = {k: np.array(v) for k, v in evaluation.pop("metrics").items()}
+            np.savez(f, **evaluation, **{f"metric_{k}": v for k, v in metrics.items()})
         model.save(path)
     return ToxicityClassifier.load(path)
+
+
+def toxicity_evaluation(config: ToxicityConfig = ToxicityConfig()) -> dict:
+    """The held-out evaluation stored with the cached model: ``metrics``, ``losses``, and the held-out
+    probabilities of the reference and of our model."""
+    toxicity_model(config)
+    with np.load(_model_paths(config)[1]) as z:
+        out = {k: z[k] for k in z.files if not k.startswith("metric_")}
+        out["metrics"] = {k.removeprefix("metric_"): z[k].item() for k in z.files if k.startswith("metric_")}
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------
