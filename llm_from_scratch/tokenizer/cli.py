@@ -88,7 +88,9 @@ def register(subparsers) -> None:
     s = sub.add_parser("shard", help="tokenize a corpus into train/val shards (default: the preset's cached shards)")
     s.add_argument("--preset", default="book", help="tiny or book (default: book)")
     s.add_argument("--tokenizer", help="tokenizer file (.json or .model); default: the preset's tokenizer")
-    s.add_argument("--data", help=".jsonl corpus or .txt file; default: the curated corpus")
+    s.add_argument(
+        "--data", help=".jsonl corpus, or a .txt file (one document: no validation split); default: the curated corpus"
+    )
     s.add_argument("--out", help="output directory (default: ./shards when --data or --tokenizer is given)")
     s.add_argument("--shard-tokens", type=int, help="tokens per shard (default: the preset's)")
     s.add_argument("--val-fraction", type=float, help="fraction of documents held out (default: the preset's)")
