@@ -1,8 +1,10 @@
 """End-to-end curation throughput and peak memory on >= 100 MB of input, 2 worker processes.
 
 Input: the real corpora (Shakespeare, Wikipedia, Usenet, news), extracted once, then replicated with random word
-substitutions (0-10 % of the words; some copies unchanged) into a JSONL file of the requested size, so every stage
-(filters, toxicity, exact and near dedup) has real work. The pipeline runs in a child process per input size;
+substitutions (0-10 % of the words replaced by words of the corpus; some copies unchanged) into a JSONL file of the
+requested size, so every stage (filters, toxicity, exact and near dedup) has real work. Memory is bounded by
+construction (at most 2 batches per worker in flight; word caches capped; dedup state ~1 KB per kept document).
+The pipeline runs in a child process per input size;
 a sampler thread adds up the resident memory of the main process and its workers (Linux ``/proc``).
 Bar: peak RSS <= 1 GB, independent of input size. Last line: one JSON object.
 
@@ -29,6 +31,7 @@ def make_input(path: Path, megabytes: float, seed: int = 0) -> int:
     from llm_from_scratch.data.sources import real_documents
 
     docs = [(d.source, extract(d.text, d.format)) for d in real_documents()]
+    vocab = sorted({w for _, t in docs for w in t.split(" ") if w.isalpha()})  # substitutes are real words
     rng = np.random.default_rng(seed)
     target, written, k = int(megabytes * 1e6), 0, 0
     with open(path, "w", encoding="utf-8") as f:
@@ -38,7 +41,7 @@ def make_input(path: Path, megabytes: float, seed: int = 0) -> int:
             if rate:
                 words = text.split(" ")
                 for i in np.flatnonzero(rng.random(len(words)) < rate):
-                    words[i] = f"v{int(rng.integers(1e6))}"
+                    words[i] = vocab[int(rng.integers(len(vocab)))]
                 text = " ".join(words)
             line = json.dumps({"id": f"{source}-{k}", "text": text}) + "\n"
             f.write(line)
