@@ -22,6 +22,7 @@ STAGES: list[str] = [
     "llm_from_scratch.train.cli",
     "llm_from_scratch.distributed.cli",
     "llm_from_scratch.align.cli",
+    "llm_from_scratch.pipeline_run.cli",
 ]
 
 

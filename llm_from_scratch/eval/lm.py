@@ -1,0 +1,54 @@
+"""Language-model metrics on held-out text: cross-entropy, perplexity and bits per byte.
+
+The windows and the loss are the trainer's own (:func:`~llm_from_scratch.train.data.eval_windows`,
+:func:`~llm_from_scratch.train.trainer.evaluate`), so the report card's numbers are the numbers the training curves
+show; only the set of models evaluated (base, SFT, DPO, RLHF) is new here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What the evaluation stage measures, and on how much held-out data."""
+
+    ppl_batches: int = 8  # validation windows: ppl_batches x ppl_batch_size sequences of the model's context
+    ppl_batch_size: int = 8
+    cloze_items: int = 300  # next-line multiple-choice questions from held-out documents
+    cloze_choices: int = 4  # the true next line and choices - 1 lines from other held-out documents
+    cloze_context_lines: int = 3
+    cloze_min_chars: int = 12
+    cloze_max_chars: int = 120
+    cloze_seed: int = 0
+    align_prompts: int = 256  # held-out chat prompts for the alignment checks (verifier rates, KL to SFT)
+    align_samples: int = 2
+    align_max_new_tokens: int = 48
+    align_seed: int = 1234
+    sample_tokens: int = 40  # sample generations shown in the report
+    sample_temperature: float = 0.8
+    sample_seed: int = 0
+
+
+EVAL_PRESETS: dict[str, EvalConfig] = {
+    "tiny": EvalConfig(
+        ppl_batches=2, cloze_items=60, align_prompts=48, align_samples=1, align_max_new_tokens=24, sample_tokens=24
+    ),
+    "book": EvalConfig(),
+}
+
+
+def heldout_lm_metrics(model, val_tokens: np.ndarray, bytes_per_token: float, config: EvalConfig) -> dict:
+    """``{"loss", "ppl", "bpb"}`` of ``model`` on fixed, evenly spaced windows of the validation token stream."""
+    from llm_from_scratch.train.data import eval_windows
+    from llm_from_scratch.train.metrics import bits_per_byte, perplexity
+    from llm_from_scratch.train.trainer import evaluate
+
+    block = model.config.context_length
+    windows = eval_windows(val_tokens, config.ppl_batch_size, block, config.ppl_batches)
+    device = str(model.tok_emb.weight.device)
+    loss = evaluate(model, windows, device, None)
+    return {"loss": loss, "ppl": perplexity(loss), "bpb": bits_per_byte(loss, bytes_per_token)}

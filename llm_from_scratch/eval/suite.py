@@ -1,0 +1,100 @@
+"""The evaluation suite the report card prints: every model of a run on the same held-out data.
+
+For each model (pretrained base, SFT, DPO, RLHF): held-out loss / perplexity / bits per byte, next-line cloze
+accuracy, and on held-out chat prompts the verifier's rates (acceptable, ended, brief, flagged) with the KL to the
+SFT model; plus a few seeded sample generations. The alignment checks reuse the align stage's sampler, verifier
+and KL estimator, so the numbers agree with chapters 13 to 15.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from llm_from_scratch.eval.cloze import ClozeItem, score_cloze
+from llm_from_scratch.eval.lm import EvalConfig, heldout_lm_metrics
+
+TEXT_PROMPTS = ("**ROMEO**  \n", "The history of")  # continuations from the base model
+CHAT_PROMPTS = ("What is your name?", "Tell me a joke.", "How do I get to the castle?")
+
+
+def chat_prompt_ids(tokenizer, n: int, max_prompt: int) -> list[list[int]]:
+    """``n`` held-out dialogue prompts as token ids: the align stage's held-out split, in a fixed shuffle."""
+    from llm_from_scratch.align.chat import encode_prompt
+    from llm_from_scratch.align.data import dialogue_examples
+
+    _, held = dialogue_examples()
+    order = torch.randperm(len(held), generator=torch.Generator().manual_seed(0)).tolist()[:n]
+    return [encode_prompt(tokenizer, held[i].prompt, max_prompt) for i in order]
+
+
+def alignment_metrics(model, reference, tokenizer, prompts: Sequence[list[int]], config: EvalConfig) -> dict:
+    """Verifier rates of sampled replies to ``prompts`` and the KL (nats per reply) from ``reference``."""
+    from llm_from_scratch.align.chat import end_id
+    from llm_from_scratch.align.evaluate import decode_reply, sequence_kl
+    from llm_from_scratch.align.sampling import sample_replies
+    from llm_from_scratch.align.verifier import rates, verify
+
+    end = end_id(tokenizer)
+    limit = model.config.context_length - config.align_max_new_tokens
+    prompts = [p[-limit:] for p in prompts]
+    s = sample_replies(
+        model, prompts, end, n=config.align_samples, max_new_tokens=config.align_max_new_tokens, seed=config.align_seed
+    )
+    texts = [decode_reply(tokenizer, t, end) for t in s.tokens]
+    kl = sequence_kl(model, reference, [prompts[i] for i in s.prompt_index], s.tokens) if reference else 0.0
+    return {**rates(verify(texts, s.ended)), "kl_to_sft": kl}
+
+
+@torch.no_grad()
+def sample_generations(model, tokenizer, chat: bool, config: EvalConfig) -> list[dict]:
+    """Seeded samples: chat replies for a chat model, text continuations for the base model."""
+    from llm_from_scratch.align.chat import encode_prompt, end_id
+    from llm_from_scratch.model import generate
+
+    out = []
+    device = model.tok_emb.weight.device
+    for prompt in CHAT_PROMPTS if chat else TEXT_PROMPTS:
+        ids = encode_prompt(tokenizer, [{"role": "user", "content": prompt}]) if chat else tokenizer.encode(prompt)
+        n = min(config.sample_tokens, model.config.context_length - len(ids))
+        g = torch.Generator(device=device).manual_seed(config.sample_seed)
+        stop = [end_id(tokenizer)] if chat else []
+        new = generate(
+            model, torch.tensor([ids], device=device), n, temperature=config.sample_temperature, stop_tokens=stop,
+            generator=g,
+        )[0, len(ids) :].tolist()  # fmt: skip
+        text = tokenizer.decode([t for t in new if t not in stop])
+        out.append({"prompt": prompt, "output": text})
+    return out
+
+
+def evaluate_models(
+    models: dict,
+    tokenizer,
+    val_tokens: np.ndarray,
+    bytes_per_token: float,
+    cloze_items: Sequence[ClozeItem],
+    config: EvalConfig,
+    max_prompt: int = 96,
+    progress: bool = False,
+) -> dict:
+    """``{name: metrics}`` for ``models`` (``{"base": m, "sft": m, ...}``); chat metrics for all but ``base``
+    (the base model never saw the chat template, so its rates are reported too, as the "before" column)."""
+    prompts = chat_prompt_ids(tokenizer, config.align_prompts, max_prompt)
+    reference = models.get("sft")
+    results = {}
+    names = list(models)
+    if progress:
+        from tqdm.auto import tqdm
+
+        names = tqdm(names, desc="eval", unit="model", dynamic_ncols=True)
+    for name in names:
+        model = models[name]
+        lm = heldout_lm_metrics(model, val_tokens, bytes_per_token, config)
+        cloze = score_cloze(model, tokenizer, cloze_items)
+        align = alignment_metrics(model, reference if name != "sft" else None, tokenizer, prompts, config)
+        samples = sample_generations(model, tokenizer, chat=name != "base", config=config)
+        results[name] = {"lm": lm, "cloze": cloze, "align": align, "samples": samples}
+    return results
