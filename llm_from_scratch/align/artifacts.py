@@ -38,7 +38,6 @@ def base_model(preset: str, progress: bool = False):
     from llm_from_scratch.train.pretrained import pretrained_model
 
     _check(preset)
-    torch.set_grad_enabled(True)
     return pretrained_model(preset, device="cpu", progress=progress)
 
 
