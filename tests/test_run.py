@@ -79,7 +79,7 @@ def test_stage_keys_change_downstream_only():
     assert same == ["curate", "tokenizer", "shards", "pretrain"]
 
 
-def _cli(*args, env=None, timeout=60):
+def _cli(*args, env=None, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "llm_from_scratch", *args], capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})}, cwd=ROOT,
@@ -107,12 +107,13 @@ def _run(workdir: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_sigkill_mid_pretraining_resumes_to_the_same_metrics(tmp_path):
-    env = {"LLM_FROM_SCRATCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "2"}
+    # one thread: the tiny model gains nothing from two, and a shared CI machine punishes oversubscribed OpenMP
+    env = {"LLM_FROM_SCRATCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     full, killed = tmp_path / "full", tmp_path / "killed"
     p = _run(full, env)
-    out = p.communicate(timeout=840)[0].decode()
+    out = p.communicate(timeout=1500)[0].decode()
     assert p.returncode == 0, out[-3000:]
     assert (full / "report.md").exists() and (full / "pretrain_loss.png").exists()
     reference = _metrics(full)
@@ -138,7 +139,7 @@ def test_sigkill_mid_pretraining_resumes_to_the_same_metrics(tmp_path):
     assert not (pointer.parent / "stage.json").exists()  # the stage did not finish
 
     p = _run(killed, env)
-    out = p.communicate(timeout=840)[0].decode()
+    out = p.communicate(timeout=1500)[0].decode()
     assert p.returncode == 0, out[-3000:]
     assert "curate: done" in out and "pretrain ->" in out
     resumed = _metrics(killed)

@@ -81,7 +81,10 @@ def chat_loop(
             continue
         messages.append({"role": "user", "content": line})
         write("model> ")
-        reply = "".join(piece for piece in _echo(stream_reply(model, tokenizer, messages, **sampling), write))
+        turn = dict(sampling)
+        if turn.get("seed") is not None:  # reproducible, but not the same random draws at every turn
+            turn["seed"] += len(messages)
+        reply = "".join(piece for piece in _echo(stream_reply(model, tokenizer, messages, **turn), write))
         write("\n")
         messages.append({"role": "assistant", "content": reply.strip()})
 

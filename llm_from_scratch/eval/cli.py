@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
 def _workdir(args):
     from llm_from_scratch.pipeline_run.stages import default_workdir
 
-    return args.workdir or default_workdir(args.preset)
+    return Path(args.workdir) if args.workdir else default_workdir(args.preset)
 
 
 def _check_sampling(args) -> None:
