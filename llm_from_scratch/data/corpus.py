@@ -17,7 +17,7 @@ from llm_from_scratch.data.pipeline import PipelineConfig, run_pipeline
 from llm_from_scratch.data.sources import SOURCES, Document
 from llm_from_scratch.utils import atomic_path, cache_dir, config_key
 
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3  # bump when the pipeline code changes what it keeps: cached corpora are keyed by it
 
 
 @dataclass(frozen=True)

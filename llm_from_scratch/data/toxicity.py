@@ -18,6 +18,7 @@ import numpy as np
 
 from llm_from_scratch.utils import atomic_path, cache_dir, config_key
 
+TOXICITY_VERSION = 2  # bump when features or training data change: cached models are keyed by it
 _WORD = re.compile(r"[a-z0-9']+")
 _SEGMENT = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -257,8 +258,9 @@ def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
 
 
 def _model_paths(config: ToxicityConfig) -> tuple[Path, Path]:
+    key = config_key({"version": TOXICITY_VERSION, "config": config})
     root = cache_dir() / "data"
-    return root / f"toxicity-{config_key(config)}.npz", root / f"toxicity-{config_key(config)}-eval.npz"
+    return root / f"toxicity-{key}.npz", root / f"toxicity-{key}-eval.npz"
 
 
 def toxicity_model(config: ToxicityConfig = ToxicityConfig()) -> ToxicityClassifier:
