@@ -91,6 +91,8 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert r.returncode == 2 and "unknown key 'pretrain.max_stepz'" in r.stderr and "Traceback" not in r.stderr
     r = _cli("chat", "--workdir", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no trained model" in r.stderr and "llm-from-scratch run --preset tiny" in r.stderr
+    r = _cli("run", "--preset", "tiny", "--workdir", str(tmp_path), env={"WORLD_SIZE": "2"})
+    assert r.returncode == 2 and "runs in one process" in r.stderr and not any(tmp_path.iterdir())
     r = _cli("run", "--preset", "tiny", "--print-config")
     assert r.returncode == 0 and "ckpt_interval: 20" in r.stdout
 

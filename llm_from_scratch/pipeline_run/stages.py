@@ -406,6 +406,12 @@ def run_pipeline(
     from llm_from_scratch.utils import pick_device
 
     workdir = Path(workdir).expanduser().resolve()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # N ranks running every stage would race on the same files; refuse rather than corrupt the work directory
+        raise RuntimeError(
+            "`llm-from-scratch run` runs in one process; under torchrun (WORLD_SIZE > 1) use "
+            "`llm-from-scratch distributed train --parallel ddp|fsdp|tp` for multi-process pretraining (chapter 12)"
+        )
     if stop_after is not None and stop_after not in STAGE_NAMES:
         raise ValueError(f"--stop-after {stop_after!r}: choose one of {list(STAGE_NAMES)}")
     workdir.mkdir(parents=True, exist_ok=True)
