@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -22,7 +24,7 @@ from llm_from_scratch.model.checkpoint import load_model, save_checkpoint
 from llm_from_scratch.model.config import ModelConfig
 from llm_from_scratch.model.rope import apply_rope
 from llm_from_scratch.model.transformer import Transformer
-from llm_from_scratch.utils import atomic_path, cache_dir, config_key, seed_everything
+from llm_from_scratch.utils import cache_dir, config_key, seed_everything
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ def train_char_model(preset: str | CharLMConfig = "book", progress: bool = True)
         )
         g = torch.Generator().manual_seed(config.seed)
         history: dict = {"step": [], "train_loss": [], "val_loss": []}
-        from tqdm.auto import tqdm
+        from tqdm import tqdm  # not tqdm.auto: in a notebook that warns on stderr without ipywidgets
 
         for step in tqdm(range(config.steps), desc="char model", disable=not progress):
             lr_scale = min(1.0, (step + 1) / config.warmup)
@@ -164,10 +166,14 @@ def train_char_model(preset: str | CharLMConfig = "book", progress: bool = True)
                 history["val_loss"].append(evaluate(model, data.val, model_config.context_length, batches=4))
     finally:
         torch.set_num_threads(threads)
-    out.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, out)
-    with atomic_path(out / "history.json") as tmp:
-        Path(tmp).write_text(json.dumps(history))
+    # Write into a private directory and rename it into place: a concurrent reader never sees half a checkpoint.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    save_checkpoint(model, tmp)
+    (tmp / "history.json").write_text(json.dumps(history))
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another process finished the same training first; its result is identical
+        shutil.rmtree(tmp, ignore_errors=True)
     return model.eval(), data, history
 
 
