@@ -181,7 +181,7 @@ def render_report(config: RunConfig, summary: dict) -> str:
         [
             n,
             ev[n]["lm"]["loss"],
-            round(ev[n]["lm"]["ppl"], 1),
+            f"{ev[n]['lm']['ppl']:.1f}",
             ev[n]["lm"]["bpb"],
             ev[n]["cloze"]["accuracy"],
             ev[n]["cloze"]["accuracy_norm"],
