@@ -83,6 +83,10 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
         parts = {s: asdict(getattr(config, s)) for s in SECTIONS[name]}
         if name == "pretrain":
             parts["model"].pop("vocab_size")  # follows the tokenizer, which is already in the key
+        if name == "curate":  # the data stage versions its output format: a new version means a new corpus
+            from llm_from_scratch.data.corpus import CORPUS_VERSION
+
+            parts["corpus_version"] = CORPUS_VERSION
         inputs = {i: keys[i] for i in INPUTS[name] if i in keys}
         keys[name] = config_key({"stage": name, "config": parts, "inputs": inputs})
     return keys
