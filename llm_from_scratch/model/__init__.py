@@ -6,8 +6,10 @@ and alignment stages build on.
 """
 
 from llm_from_scratch.model.attention import CausalSelfAttention, KVCache, causal_attention
+from llm_from_scratch.model.checkpoint import load_model, save_checkpoint
 from llm_from_scratch.model.config import PRESETS, ModelConfig, get_config
 from llm_from_scratch.model.generate import generate, sample_next, stream
+from llm_from_scratch.model.hf import export_hf, load_hf
 from llm_from_scratch.model.layers import RMSNorm, SwiGLU
 from llm_from_scratch.model.rope import apply_rope, rope_cache
 from llm_from_scratch.model.transformer import Block, Transformer, count_parameters, flops_per_token
@@ -24,10 +26,14 @@ __all__ = [
     "apply_rope",
     "causal_attention",
     "count_parameters",
+    "export_hf",
     "flops_per_token",
     "generate",
     "get_config",
+    "load_hf",
+    "load_model",
     "rope_cache",
     "sample_next",
+    "save_checkpoint",
     "stream",
 ]
