@@ -178,21 +178,9 @@ def token_data(ctx: Context):
     """The shards as the trainer's ``TokenData`` (what :func:`llm_from_scratch.train.data.shard_data` builds from
     the cache, here from the run's own directories)."""
     from llm_from_scratch.tokenizer.shards import ShardSet
-    from llm_from_scratch.train.data import TokenData
+    from llm_from_scratch.train.data import shards_token_data
 
-    s = ShardSet.load(ctx.dirs["shards"])
-    tok = ctx.tokenizer()
-    s.check_tokenizer(tok)
-    return TokenData(
-        train=None,
-        val=s.stream("val"),
-        vocab_size=s.vocab_size,
-        bytes_per_token=s.bytes_per_token("val"),
-        fingerprint=s.fingerprint,
-        decode=tok.decode,
-        encode=tok.encode,
-        shards=s,
-    )
+    return shards_token_data(ShardSet.load(ctx.dirs["shards"]), ctx.tokenizer())
 
 
 def pretrain(ctx: Context, out: Path) -> dict:

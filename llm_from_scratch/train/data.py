@@ -47,8 +47,11 @@ def shard_data(preset: str = "book") -> TokenData:
     """The curated corpus under the book's tokenizer (built on first use by the tokenizer stage)."""
     from llm_from_scratch.tokenizer import book_shards, book_tokenizer
 
-    tok = book_tokenizer(preset)
-    shards = book_shards(preset)
+    return shards_token_data(book_shards(preset), book_tokenizer(preset))
+
+
+def shards_token_data(shards, tok) -> TokenData:
+    """``TokenData`` for a tokenizer ``ShardSet`` and the tokenizer that wrote it (checked: a mismatch raises)."""
     shards.check_tokenizer(tok)
     return TokenData(
         train=None,
