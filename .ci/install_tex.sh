@@ -2,8 +2,8 @@
 # Installs the TeX Live packages the PDF needs (Debian/Ubuntu) when they are missing and this user can install
 # them; otherwise prints exactly what to install and returns 0, so the HTML still builds.
 set -u
-need=(latexmk texlive-xetex texlive-fonts-recommended fonts-freefont-otf poppler-utils)
-if command -v xelatex > /dev/null && command -v latexmk > /dev/null && command -v pdftotext > /dev/null && fc-list 2> /dev/null | grep -q FreeMono; then
+need=(latexmk texlive-xetex texlive-fonts-recommended fonts-freefont-otf)
+if command -v xelatex > /dev/null && command -v latexmk > /dev/null && fc-list 2> /dev/null | grep -q FreeMono; then
   exit 0
 fi
 if command -v apt-get > /dev/null; then
