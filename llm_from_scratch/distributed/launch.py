@@ -92,6 +92,21 @@ def setup_distributed(
     return DistEnv(rank, local_rank, world_size, backend, device)
 
 
+def main_rank_first(env: DistEnv, build, timeout_s: float = 4 * 3600.0):
+    """``build()`` on rank 0, then on the other ranks: rank 0 creates a cached artifact (minutes, maybe), the others
+    then load it instead of building it too. They wait in a barrier of a separate gloo group whose timeout is long
+    enough for the build, so the job's own collective timeout stays short."""
+    if env.world_size == 1:
+        return build()
+    group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    result = build() if env.is_main else None
+    dist.barrier(group=group)
+    if not env.is_main:
+        result = build()
+    dist.destroy_process_group(group)
+    return result
+
+
 def cleanup_distributed() -> None:
     """Leave the process group (every rank must call it, or the others wait at shutdown)."""
     if dist.is_initialized():
