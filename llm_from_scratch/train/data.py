@@ -32,15 +32,35 @@ class TokenData:
 
 
 def train_batch(
-    data: TokenData, batch_size: int, block_size: int, seed: int, step: int, micro: int, grad_accum: int, device: str
+    data: TokenData,
+    batch_size: int,
+    block_size: int,
+    seed: int,
+    step: int,
+    micro: int,
+    grad_accum: int,
+    device: str,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Micro-batch ``micro`` of optimiser step ``step``: from the shard loader when there are shards (its
-    windows are a function of (seed, index), like ours), else from the in-memory stream."""
+    windows are a function of (seed, index), like ours), else from the in-memory stream.
+
+    Data parallelism: the global micro-batch has ``batch_size * world_size`` windows, drawn as one process with
+    that batch size would draw them, and rank ``rank`` takes the ``rank``-th block of ``batch_size``; so N ranks
+    together see exactly what one process with N times the batch sees, and no two ranks read the same window."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     if data.shards is not None:
         from llm_from_scratch.tokenizer import get_batch as shard_batch
 
-        return shard_batch(data.shards, "train", batch_size, block_size, seed, step * grad_accum + micro, device=device)
-    return get_batch(data.train, batch_size, block_size, seed, step, micro, device)
+        index = step * grad_accum + micro
+        return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device)
+    if world_size == 1:
+        return get_batch(data.train, batch_size, block_size, seed, step, micro, device)
+    x, y = get_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
+    mine = slice(rank * batch_size, (rank + 1) * batch_size)
+    return x[mine].to(device), y[mine].to(device)
 
 
 def shard_data(preset: str = "book") -> TokenData:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,7 +20,10 @@ from llm_from_scratch.train.data import TokenData, eval_windows, train_batch
 from llm_from_scratch.train.metrics import bits_per_byte, measured_peak_flops, perplexity
 from llm_from_scratch.train.optim import AdamW, param_groups
 from llm_from_scratch.train.schedule import lr_at
-from llm_from_scratch.utils import autocast_dtype, pick_device, seed_everything
+from llm_from_scratch.utils import autocast_dtype, seed_everything
+
+if TYPE_CHECKING:
+    from llm_from_scratch.distributed.launch import DistEnv
 
 LOG_FILE = "log.jsonl"
 
@@ -41,7 +45,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global L2 norm of the gradient; 0 disables clipping (the norm is still logged)
     eval_interval: int = 100
     eval_batches: int = 8
-    eval_batch_size: int | None = None  # None = batch_size
+    eval_batch_size: int | None = None  # None = batch_size (x data-parallel ranks: the global batch)
     log_interval: int = 10
     sample_interval: int = 0  # 0 = samples only at the end (if a decoder is available)
     ckpt_interval: int = 0  # 0 = a checkpoint at the end only
@@ -115,9 +119,15 @@ def _cpu_has_amx() -> bool:
     return False
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, windows: list[torch.Tensor], device: str, amp: torch.dtype | None) -> float:
     """Mean validation cross-entropy (nats per token) over fixed windows."""
+    total, count = eval_sums(model, windows, device, amp)
+    return total / count
+
+
+@torch.no_grad()
+def eval_sums(model: nn.Module, windows: list[torch.Tensor], device: str, amp: torch.dtype | None) -> tuple[float, int]:
+    """Summed cross-entropy and number of predicted tokens over ``windows`` (data-parallel ranks add theirs up)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -128,7 +138,7 @@ def evaluate(model: nn.Module, windows: list[torch.Tensor], device: str, amp: to
         total += loss.item() * w[:, 1:].numel()
         count += w[:, 1:].numel()
     model.train(was_training)
-    return total / count
+    return total, count
 
 
 def _autocast(device: str, dtype: torch.dtype | None):
@@ -150,6 +160,8 @@ def train(
     sample_prompt: str = "\n",
     sample_fn: Callable[[nn.Module], str] | None = None,
     model: nn.Module | None = None,
+    parallel: str = "none",
+    env: DistEnv | None = None,
 ) -> TrainResult:
     """Pretrain a ``Transformer(model_config)`` on ``data``; resume from ``run_dir``'s latest checkpoint if any.
 
@@ -157,43 +169,64 @@ def train(
     ``train`` again with the same arguments continues it and yields the same losses as one uninterrupted run.
     ``model`` trains another architecture with the same interface (``forward(idx, targets) -> (logits, loss)``,
     ``flops_per_token(T)``) instead of ``Transformer(model_config)``; the benchmark's GPT-2 baseline uses it.
+
+    ``parallel`` (``ddp``, ``ddp-scratch``, ``fsdp``, ``tp``, ``tp-dtensor``) trains under ``torchrun``, every rank
+    calling ``train`` with the same arguments (``env``: an already joined process group). ``batch_size`` is per
+    rank: data-parallel ranks read disjoint slices of a global batch ``world_size`` times larger, tensor-parallel
+    ranks the same batch. The logged loss is the global batch's, rank 0 alone writes the log, samples and
+    checkpoints, and a checkpoint is the single-process one (full weights and moments), so a run resumes under
+    any strategy with as many data-parallel ranks. The caller leaves the process group
+    (``cleanup_distributed``). The result's model is sharded under FSDP and tensor parallelism.
     """
+    from llm_from_scratch.distributed.parallel import ParallelRun
     from llm_from_scratch.model import Transformer
 
-    device = pick_device(device)
+    if parallel != "none" and model is not None:
+        raise ValueError("train(model=...) trains another architecture in one process only; use parallel='none'")
+    par = ParallelRun.start(parallel, model_config, env, device)  # "none": one process, nothing changes
+    device = par.device
     seed_everything(config.seed)
     block = config.block_size or model_config.context_length
     model = (model if model is not None else Transformer(model_config)).to(device)
-    optimizer = AdamW(param_groups(model, config.weight_decay), lr=config.peak_lr, betas=config.betas, eps=config.eps)
+    flops_per_token = model.flops_per_token(block)
+
+    def make_optimizer(m: nn.Module) -> AdamW:
+        return AdamW(param_groups(m, config.weight_decay), lr=config.peak_lr, betas=config.betas, eps=config.eps)
+
+    optimizer = make_optimizer(model)
     run_dir = Path(run_dir) if run_dir is not None else None
     log_path = run_dir / LOG_FILE if run_dir else None
     expect = {"train_config": json.loads(json.dumps(config.to_dict())), "tokenizer_fingerprint": data.fingerprint}
     start, records = 0, []
-    ckpt = latest_checkpoint(run_dir) if (run_dir and resume) else None
+    ckpt = par.agree(latest_checkpoint(run_dir) if (run_dir and resume and par.is_main) else None)
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, expect=expect)
+        state = load_checkpoint(ckpt, model, optimizer, expect=expect)  # the full state, before any sharding
+        par.check_resume(state, ckpt)
         start = state["step"]
         records = [r for r in _read_log(log_path) if r["step"] <= start]
-    if log_path:
+    if log_path and par.is_main:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _write_log(log_path, records)  # drop what a killed run logged after its last checkpoint
+    model, optimizer = par.wrap(model, optimizer, make_optimizer)  # one process: both unchanged
 
     amp = choose_autocast(config.autocast, device, model_config.d_model)
     step_fn = torch.compile(model) if config.compile else model
-    val_windows = eval_windows(data.val, config.eval_batch_size or config.batch_size, block, config.eval_batches)
-    tokens_per_step = config.batch_size * config.grad_accum * block
-    flops_per_step = model.flops_per_token(block) * tokens_per_step
-    peak = measured_peak_flops(device, amp)
+    eval_batch = config.eval_batch_size or config.batch_size * par.data_world  # the same windows in every layout
+    val_windows = eval_windows(data.val, eval_batch, block, config.eval_batches)
+    tokens_per_step = config.batch_size * config.grad_accum * block * par.data_world
+    flops_per_step = flops_per_token * tokens_per_step
+    peak = measured_peak_flops(device, amp) * par.env.world_size
     sampler = sample_fn or _default_sampler(data, sample_prompt, device)
 
     def log(record: dict) -> None:
         records.append(record)
-        if log_path:
+        if log_path and par.is_main:
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def eval_record(step: int) -> dict:
-        loss = evaluate(model, val_windows, device, amp)
+        # data parallel: each rank its rows of every window batch; sharded models: every rank runs every forward
+        loss = par.evaluate(model, val_windows, lambda m, ws: eval_sums(m, ws, device, amp))
         return {
             "step": step,
             "val_loss": loss,
@@ -205,7 +238,7 @@ def train(
         log(eval_record(0))
     elapsed = next((r["elapsed"] for r in reversed(records) if "elapsed" in r), 0.0)
     end = min(config.max_steps, stop_at) if stop_at else config.max_steps
-    bar = _progress(range(start, end), progress, config.max_steps, start)
+    bar = _progress(range(start, end), progress and par.is_main, config.max_steps, start)
     model.train()
     for step in bar:
         t0 = time.perf_counter()
@@ -214,19 +247,21 @@ def train(
             group["lr"] = lr
         loss_sum = 0.0
         for micro in range(config.grad_accum):
-            x, y = train_batch(data, config.batch_size, block, config.seed, step, micro, config.grad_accum, device)
-            with _autocast(device, amp):
-                _, loss = step_fn(x, y)
-            (loss / config.grad_accum).backward()  # the mean over micro-batches = the loss of the full batch
+            x, y = train_batch(
+                data, config.batch_size, block, config.seed, step, micro, config.grad_accum, device, *par.data_shard
+            )
+            with par.no_sync(model, last=micro == config.grad_accum - 1):
+                with _autocast(device, amp):
+                    _, loss = step_fn(x, y)
+                (loss / config.grad_accum).backward()  # the mean over micro-batches = the loss of the full batch
             loss_sum += loss.item()
-        # clip_grad_norm_ returns the norm before clipping: the number worth plotting
-        norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf).item()
+        norm = par.clip_grad_norm(model, config.grad_clip or math.inf)  # the global norm before clipping
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         done = step + 1
         dt = time.perf_counter() - t0
         elapsed += dt  # time spent in training steps only (no evaluation, sampling or checkpoints)
-        train_loss = loss_sum / config.grad_accum
+        train_loss = par.mean(loss_sum / config.grad_accum)  # data parallel: the mean over the global batch
         if done % config.log_interval == 0 or done == config.max_steps or done == 1:
             log(
                 {
@@ -246,25 +281,32 @@ def train(
         if done % config.eval_interval == 0 or done == config.max_steps:
             log(eval_record(done))
         final = done == config.max_steps
-        if sampler and ((config.sample_interval and done % config.sample_interval == 0) or final):
-            log({"step": done, "sample": sampler(model)})
-        if run_dir and ((config.ckpt_interval and done % config.ckpt_interval == 0) or done == end):
+        want_sample = sampler and ((config.sample_interval and done % config.sample_interval == 0) or final)
+        want_ckpt = run_dir and ((config.ckpt_interval and done % config.ckpt_interval == 0) or done == end)
+        if want_sample or want_ckpt:  # sharded: gathered on rank 0 (every rank takes part)
+            full, full_opt = par.full_model(model, optimizer if want_ckpt else None, make_optimizer)
+        if want_sample and par.is_main:
+            log({"step": done, "sample": sampler(full)})
+        if want_ckpt and par.is_main:
             save_checkpoint(
                 run_dir,
                 done,
-                model,
-                optimizer,
+                full,
+                full_opt,
                 model_config,
                 {
                     "train_config": expect["train_config"],
                     "tokenizer_fingerprint": data.fingerprint,
                     "data_position": {"step": done, "seed": config.seed},
+                    **par.checkpoint_state(),
                 },
             )
+        if want_ckpt:
+            par.barrier()  # no rank runs ahead of (or returns before) a checkpoint being written
     if hasattr(bar, "close"):
         bar.close()
     model.eval()
-    return TrainResult(model=model, records=records, run_dir=run_dir)
+    return TrainResult(model=par.result_model(model), records=records, run_dir=run_dir)
 
 
 def _default_sampler(
