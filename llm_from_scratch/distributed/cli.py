@@ -36,11 +36,16 @@ def register(subparsers) -> None:
     c.add_argument("--timeout", type=float, default=300.0, help="seconds before the job is killed")
     c.set_defaults(func=_check)
 
-    t = sub.add_parser("train", help="a short run of the tiny model under torchrun with --parallel ddp|fsdp|tp")
-    t.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp", "tp"])
+    t = sub.add_parser(
+        "train",
+        help="a short run of the real trainer on the tiny model under torchrun with --parallel",
+        description="Launch N processes that run llm_from_scratch.train.trainer.train(parallel=...) for a few steps "
+        "of the tiny model (the full-size run: torchrun ... -m llm_from_scratch.cli pretrain --parallel ...).",
+    )
+    t.add_argument("--parallel", default="ddp", choices=["ddp", "ddp-scratch", "fsdp", "tp", "tp-dtensor"])
     t.add_argument("--nproc", type=int, default=2)
     t.add_argument("--steps", type=int, default=20)
-    t.add_argument("--data", default="shards", choices=["shards", "random"])
+    t.add_argument("--data", default="shards", choices=["shards", "text"])
     t.add_argument("--timeout", type=float, default=600.0)
     t.set_defaults(func=_train)
 
@@ -69,7 +74,7 @@ def _memory(args) -> int:
 def _plan(args) -> int:
     from llm_from_scratch.distributed.launch import torchrun_command
 
-    default = ["-m", "llm_from_scratch.distributed.worker", "train", "--parallel", "fsdp"]
+    default = ["-m", "llm_from_scratch.cli", "pretrain", "--preset", "book", "--parallel", "fsdp"]
     script = [a for a in args.script if a != "--"] or default
     for node in range(args.nnodes):
         cmd = torchrun_command(script, args.nproc_per_node, args.nnodes, node, args.master)

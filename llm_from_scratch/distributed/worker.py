@@ -3,7 +3,7 @@
 
 Every task compares a parallel run with the single-process computation it must equal (each rank can afford the
 tiny model whole), and rank 0 writes the differences as JSON. Tasks: ``ddp``, ``fsdp``, ``tp``, ``dtensor``,
-``pipeline``, ``bench``, ``fault``, ``train``.
+``pipeline``, ``bench``, ``fault``, and ``train``, which runs the real trainer with ``parallel=...``.
 """
 
 from __future__ import annotations
@@ -293,44 +293,110 @@ def task_fault(env: DistEnv, args) -> dict:
     return {"sum": t.sum().item()}
 
 
-# ---------------------------------------------------------------- a short training run
+# ---------------------------------------------------------------- the trainer under torchrun
+
+
+WORDS = ("the", "cat", "dog", "sat", "ran", "on", "in", "a", "mat", "hat", "big", "small", "red", "blue", "saw",
+         "and", "to", "of", "we", "they", "house", "tree", "old", "new", "fox")  # fmt: skip
+
+
+def synthetic_text(n_words: int = 6000, seed: int = 0) -> str:
+    """Seeded random sentences over a small vocabulary: character-level data with structure to learn (spelling,
+    spaces, full stops), built in memory so a test needs no corpus."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    words = rng.choice(WORDS, size=n_words)
+    stops = rng.random(n_words) < 0.12
+    return "".join(w + (". " if stop else " ") for w, stop in zip(words, stops, strict=True))
+
+
+def train_setup(args, env: DistEnv | None = None):
+    """``(model_config, data, train_config)`` of the ``train`` task; a test builds the single-process reference
+    from the same arguments (``parse_args([...])``) with no process group."""
+    from llm_from_scratch.train.data import char_data, shard_data
+    from llm_from_scratch.train.trainer import TrainConfig
+
+    if args.data == "shards":
+        from llm_from_scratch.distributed.launch import main_rank_first
+
+        data = main_rank_first(env, lambda: shard_data(args.preset)) if env else shard_data(args.preset)
+    else:
+        data = char_data(synthetic_text())
+    model_config = PRESETS[args.preset].replace(vocab_size=data.vocab_size, context_length=args.seq)
+    config = TrainConfig(
+        max_steps=args.steps,
+        batch_size=args.batch,
+        grad_accum=args.grad_accum,
+        peak_lr=args.lr,
+        warmup_frac=0.2,
+        grad_clip=args.grad_clip,
+        eval_interval=args.steps,
+        eval_batches=2,
+        log_interval=1,
+        seed=0,
+    )
+    return model_config, data, config
+
+
+def curve(records: list[dict]) -> dict:
+    """The per-step numbers of a run's log."""
+    return {
+        "losses": [r["loss"] for r in records if "loss" in r],
+        "grad_norms": [r["grad_norm"] for r in records if "grad_norm" in r],
+        "val_losses": [r["val_loss"] for r in records if "val_loss" in r],
+        "tokens": [r["tokens"] for r in records if "tokens" in r],
+    }
+
+
+def curve_diff(a: dict, b: dict) -> float:
+    return max(abs(x - y) for k in ("losses", "grad_norms", "val_losses") for x, y in zip(a[k], b[k], strict=True))
 
 
 def task_train(env: DistEnv, args) -> dict:
-    """Train the tiny model for a few steps with ``--parallel {ddp,fsdp,tp}`` on the tiny shards, each data-parallel
-    rank reading its own windows with the rank-aware loader; what ``pretrain --parallel`` does."""
-    from llm_from_scratch.distributed.parallel import is_data_parallel, rank_batch, wrap_model
+    """The real trainer (``llm_from_scratch.train.trainer.train``, what ``pretrain --parallel`` runs) on the tiny
+    model for each strategy of ``--parallel`` (comma-separated), with ``--batch`` sequences per rank. Optional
+    checks: ``--check-checkpoint`` (the final checkpoint, loaded by a single process, gives the distributed model's
+    logits) and ``--resume A:B`` (a run under A stopped after ``--resume-at`` steps and resumed under B reproduces
+    the uninterrupted run under A)."""
+    from llm_from_scratch.train.checkpoint import latest_checkpoint, load_model
+    from llm_from_scratch.train.trainer import train
 
-    config = PRESETS[args.preset]
-    model = wrap_model(build(config, seed=0).to(env.device), args.parallel, env)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
-    shards = None
-    if args.data == "shards":
-        from llm_from_scratch.tokenizer.artifacts import book_shards
+    model_config, data, config = train_setup(args, env)
+    need_dirs = args.check_checkpoint or args.resume or args.run_dir
+    root = None
+    if need_dirs:
+        root = [args.run_dir or (tempfile.mkdtemp(prefix="train-task-") if env.is_main else None)]
+        dist.broadcast_object_list(root, src=0)  # every rank must agree on where rank 0 writes
+        root = Path(root[0])
 
-        if env.is_main:  # build (or load) once, before the other ranks read the cache
-            book_shards(args.preset)
-        dist.barrier()
-        shards = book_shards(args.preset)
-    losses = []
-    for step in range(args.steps):
-        if shards is not None:
-            x, y = rank_batch(shards, args.batch, args.seq, seed=0, step=step, env=env, parallel=args.parallel)
-        else:
-            x, y = random_batch(config, args.batch * env.world_size, args.seq, seed=step)
-            if is_data_parallel(args.parallel):
-                x, y = my_slice(x, env), my_slice(y, env)
-            x, y = x.to(env.device), y.to(env.device)
-        loss = model(x, y)[1]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        t = loss.detach().clone().float()
-        dist.all_reduce(t)
-        losses.append(round(t.item() / env.world_size, 4))
-        if env.is_main and step % max(1, args.steps // 5) == 0:
-            print(f"step {step:3d}  loss {losses[-1]:.4f}", flush=True)
-    return {"parallel": args.parallel, "losses": losses}
+    def run(strategy: str, name: str, **kwargs):
+        directory = root / name if root else None
+        return train(model_config, data, config, directory, progress=False, parallel=strategy, env=env, **kwargs)
+
+    runs, result = {}, {}
+    for strategy in args.parallel.split(","):
+        t0 = time.perf_counter()
+        res = run(strategy, strategy)
+        runs[strategy] = {**curve(res.records), "seconds": time.perf_counter() - t0}
+        if env.is_main:
+            print(f"{strategy:11s} losses {[round(v, 4) for v in runs[strategy]['losses']]}", flush=True)
+        if args.check_checkpoint:
+            x = data.val[: 2 * (args.seq + 1)].astype("int64").reshape(2, -1)[:, :-1]
+            x = torch.from_numpy(x).to(env.device)
+            with torch.no_grad():
+                logits = res.model(x)[0].float().cpu()  # every rank: the sharded forward is a collective
+            if env.is_main:
+                with torch.no_grad():
+                    single = load_model(latest_checkpoint(root / strategy))(x.cpu())[0]
+                runs[strategy]["checkpoint_logits_diff"] = (single - logits).abs().max().item()
+    for pair in filter(None, (args.resume or "").split(",")):
+        first, then = pair.split(":")
+        run(first, f"{first}-to-{then}", stop_at=args.resume_at)
+        resumed = curve(run(then, f"{first}-to-{then}").records)
+        result[pair] = {**resumed, "diff_vs_uninterrupted": curve_diff(resumed, runs[first])}
+    first = args.parallel.split(",")[0]
+    return {"parallel": first, "losses": runs[first]["losses"], "runs": runs, "resumed": result}
 
 
 TASKS = {"ddp": task_ddp, "fsdp": task_fsdp, "tp": task_tp, "dtensor": task_dtensor, "pipeline": task_pipeline,
@@ -342,7 +408,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--out", help="JSON file rank 0 writes the result to")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    p.add_argument("--batch", type=int, default=8, help="global batch (sequences)")
+    p.add_argument("--batch", type=int, default=8, help="global batch (sequences); train: per rank")
     p.add_argument("--seq", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--lr", type=float, default=1e-2)
@@ -354,8 +420,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout-s", type=float, default=60.0, help="collective timeout of the process group")
     p.add_argument("--expect-world-size", type=int)
     p.add_argument("--only", help="bench: comma-separated strategies")
-    p.add_argument("--parallel", default="ddp", choices=["ddp", "fsdp", "tp"])
-    p.add_argument("--data", default="random", choices=["random", "shards"])
+    p.add_argument("--parallel", default="ddp", help="train: strategies, comma-separated (ddp, ddp-scratch, fsdp, "
+                   "tp, tp-dtensor)")  # fmt: skip
+    p.add_argument("--data", default="text", choices=["text", "shards"], help="train: synthetic text or the shards")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--run-dir", help="train: directory for the runs' checkpoints (default: a temporary one)")
+    p.add_argument("--check-checkpoint", action="store_true")
+    p.add_argument("--resume", help="train: A:B[,C:D] stop a run under A and resume it under B")
+    p.add_argument("--resume-at", type=int, default=2)
     return p.parse_args(argv)
 
 
