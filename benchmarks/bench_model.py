@@ -49,8 +49,8 @@ def make_train_step(model, is_hf: bool, bf16: bool, compile_: bool):
         with _autocast(bf16):
             if is_hf:
                 loss = forward(input_ids=idx, labels=idx).loss
-            else:
-                _, loss = forward(idx[:, :-1], idx[:, 1:])
+            else:  # our training path: the head and the loss fused (model/loss.py), no logits kept
+                _, loss = forward(idx[:, :-1], idx[:, 1:], return_logits=False)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

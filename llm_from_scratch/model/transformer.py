@@ -11,6 +11,7 @@ from torch import nn
 from llm_from_scratch.model.attention import CausalSelfAttention, KVCache
 from llm_from_scratch.model.config import ModelConfig
 from llm_from_scratch.model.layers import RMSNorm, SwiGLU
+from llm_from_scratch.model.loss import linear_cross_entropy
 from llm_from_scratch.model.rope import rope_cache
 
 
@@ -100,11 +101,14 @@ class Transformer(nn.Module):
         *,
         kv_cache: KVCache | None = None,
         last_only: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for every position (only the last with ``last_only``) and the loss if ``targets`` is given.
 
         With a ``kv_cache`` the tokens in ``idx`` continue the sequence stored in the cache (positions
-        ``kv_cache.pos ..``); the cache then advances by ``idx.shape[1]``.
+        ``kv_cache.pos ..``); the cache then advances by ``idx.shape[1]``. ``return_logits=False`` (with
+        ``targets``) is the training path: the head and the loss run fused (:mod:`llm_from_scratch.model.loss`),
+        the logits are never kept, and ``None`` is returned in their place.
         """
         T = idx.shape[1]
         start = kv_cache.pos if kv_cache is not None else 0
@@ -125,6 +129,8 @@ class Transformer(nn.Module):
         if kv_cache is not None:
             kv_cache.pos += T
         x = self.norm(x)
+        if targets is not None and not return_logits:
+            return None, linear_cross_entropy(x.flatten(0, 1), self.lm_head.weight, targets.flatten())
         if last_only:
             x = x[:, -1:]
         logits = self.lm_head(x)
