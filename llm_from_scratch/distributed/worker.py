@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -395,6 +396,10 @@ def task_train(env: DistEnv, args) -> dict:
         run(first, f"{first}-to-{then}", stop_at=args.resume_at)
         resumed = curve(run(then, f"{first}-to-{then}").records)
         result[pair] = {**resumed, "diff_vs_uninterrupted": curve_diff(resumed, runs[first])}
+    if root is not None and not args.run_dir:
+        dist.barrier()  # every rank is done with the temporary run directories
+        if env.is_main:
+            shutil.rmtree(root, ignore_errors=True)
     first = args.parallel.split(",")[0]
     return {"parallel": first, "losses": runs[first]["losses"], "runs": runs, "resumed": result}
 
