@@ -188,6 +188,8 @@ def train(
     seed_everything(config.seed)
     block = config.block_size or model_config.context_length
     model = (model if model is not None else Transformer(model_config)).to(device)
+    # our Transformer fuses the head with the loss when it need not return logits (model/loss.py)
+    step_kwargs = {"return_logits": False} if isinstance(model, Transformer) else {}
     flops_per_token = model.flops_per_token(block)
 
     def make_optimizer(m: nn.Module) -> AdamW:
@@ -252,7 +254,7 @@ def train(
             )
             with par.no_sync(model, last=micro == config.grad_accum - 1):
                 with _autocast(device, amp):
-                    _, loss = step_fn(x, y)
+                    _, loss = step_fn(x, y, **step_kwargs)
                 (loss / config.grad_accum).backward()  # the mean over micro-batches = the loss of the full batch
             loss_sum += loss.item()
         norm = par.clip_grad_norm(model, config.grad_clip or math.inf)  # the global norm before clipping
