@@ -91,8 +91,14 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert r.returncode == 2 and "unknown key 'pretrain.max_stepz'" in r.stderr and "Traceback" not in r.stderr
     r = _cli("chat", "--workdir", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no trained model" in r.stderr and "llm-from-scratch run --preset tiny" in r.stderr
-    r = _cli("run", "--preset", "tiny", "--workdir", str(tmp_path), env={"WORLD_SIZE": "2"})
-    assert r.returncode == 2 and "runs in one process" in r.stderr and not any(tmp_path.iterdir())
+    r = _cli("run", "--preset", "tiny", "--workdir", str(tmp_path), env={"WORLD_SIZE": "2"})  # not via torchrun
+    assert r.returncode == 2 and "start the job with torchrun" in r.stderr and not any(tmp_path.iterdir())
+    r = _cli(
+        "run", "--preset", "tiny", "--set", "run.parallel=none", "--workdir", str(tmp_path), env={"WORLD_SIZE": "2"}
+    )
+    assert r.returncode == 2 and "run.parallel is 'none'" in r.stderr and not any(tmp_path.iterdir())
+    r = _cli("run", "--preset", "tiny", "--set", "run.parallel=zero", "--workdir", str(tmp_path))
+    assert r.returncode == 2 and "run.parallel must be one of" in r.stderr
     r = _cli("run", "--preset", "tiny", "--print-config")
     assert r.returncode == 0 and "ckpt_interval: 20" in r.stdout
 
@@ -151,3 +157,39 @@ def test_sigkill_mid_pretraining_resumes_to_the_same_metrics(tmp_path):
             a = {k: v for k, v in a.items() if k not in ("train_seconds", "tok_per_s", "mfu")}
             b = {k: v for k, v in b.items() if k not in ("train_seconds", "tok_per_s", "mfu")}
         assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True), stage
+
+
+@pytest.mark.timeout(900)
+def test_the_same_command_under_torchrun_pretrains_on_every_rank_then_continues_on_rank_0(tmp_path):
+    from llm_from_scratch.distributed.launch import run_torchrun
+
+    env = {"LLM_FROM_SCRATCH_CACHE": str(tmp_path / "cache")}
+    workdir = tmp_path / "run"
+    steps = ["pretrain.max_steps=10", "sft.steps=4", "sft.eval_examples=16"]
+    args = ["-m", "llm_from_scratch", "run", "--preset", "tiny", "--workdir", str(workdir), "--quiet"]
+    args += [a for s in steps for a in ("--set", s)]
+    proc = run_torchrun([*args, "--stop-after", "sft"], nproc_per_node=2, timeout_s=800, env=env)
+    out = proc.stdout
+    assert out.count("curate ->") == 1 and out.count("pretrain ->") == 1, out[-3000:]  # rank 0 alone reports
+    pretrain = json.loads(next(workdir.glob("pretrain-*/stage.json")).read_text())["metrics"]
+    assert pretrain["parallel"] == {"strategy": "ddp", "world_size": 2}
+    assert pretrain["tokens"] == 10 * 8 * 64 * 2  # two ranks of 8 sequences: a global batch of 16
+    assert next(workdir.glob("sft-*/stage.json")).exists()  # rank 0 went on alone after pretraining
+
+    # One process with the global batch reaches the same model: the data stages are reused (same keys), the
+    # pretraining stage is a new directory (its key records the strategy and the world size).
+    one = subprocess.run(
+        [sys.executable, *args, "--set", "pretrain.batch_size=16", "--stop-after", "pretrain"],
+        cwd=ROOT,
+        env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert one.returncode == 0, (one.stdout + one.stderr)[-3000:]
+    assert "shards: done" in one.stdout
+    metrics = [json.loads(d.read_text())["metrics"] for d in workdir.glob("pretrain-*/stage.json")]
+    assert len(metrics) == 2
+    single = next(m for m in metrics if m["parallel"]["world_size"] == 1)
+    assert single["tokens"] == pretrain["tokens"]
+    assert abs(single["val_loss"] - pretrain["val_loss"]) < 1e-4, (single["val_loss"], pretrain["val_loss"])

@@ -7,7 +7,9 @@ import argparse
 HELP = """Run the whole pipeline: curate -> tokenizer -> shards -> pretrain -> SFT -> preference pairs -> DPO ->
 RLHF -> evaluation, every artifact under --workdir, then write WORKDIR/report.md. Finished stages are skipped, so
 re-running the same command after a crash (even SIGKILL) resumes: pretraining from its last checkpoint, any other
-stage from its start. Scale out: the same command under torchrun is documented in chapter 16."""
+stage from its start. Scale out: launch the same command under torchrun (e.g. torchrun --standalone
+--nproc_per_node=2 -m llm_from_scratch run ...): every rank pretrains with run.parallel (ddp by default, also fsdp,
+tp), rank 0 runs the other stages (chapter 16)."""
 
 
 def register(subparsers) -> None:

@@ -51,6 +51,8 @@ class RunOptions:
     rlhf: bool = True  # reward model + GRPO after DPO (the tiny and book presets afford it)
     workers: int = 1  # processes for curation and sharding
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # the pretraining strategy when the run is launched under torchrun (WORLD_SIZE > 1); ignored in one process
+    parallel: str = "ddp"
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,10 @@ def _check_run(run: RunOptions) -> None:
         raise ValueError(f"config: run.device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {run.device!r}")
     if run.workers < 1:
         raise ValueError(f"config: run.workers must be >= 1, got {run.workers}")
+    from llm_from_scratch.distributed.parallel import STRATEGIES
+
+    if run.parallel not in STRATEGIES:
+        raise ValueError(f"config: run.parallel must be one of {list(STRATEGIES)}, got {run.parallel!r}")
 
 
 def _plain(obj: Any) -> Any:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llm_from_scratch.pipeline_run.config import RunConfig, dump_yaml
 from llm_from_scratch.utils import CACHE_ENV, atomic_path, config_key
@@ -61,6 +62,7 @@ class Context:
     progress: bool
     dirs: dict[str, Path] = field(default_factory=dict)
     results: dict[str, dict] = field(default_factory=dict)
+    env: Any = None  # the torchrun process group (DistEnv) while pretraining runs on several ranks, else None
 
     def tokenizer(self):
         from llm_from_scratch.tokenizer.artifacts import load_tokenizer
@@ -76,13 +78,16 @@ def stage_names(config: RunConfig) -> tuple[str, ...]:
     return tuple(s for s in STAGE_NAMES if s != "rlhf" or config.run.rlhf)
 
 
-def stage_keys(config: RunConfig) -> dict[str, str]:
-    """The key of every stage: its config sections plus the keys of its inputs (a Merkle chain)."""
+def stage_keys(config: RunConfig, world_size: int = 1) -> dict[str, str]:
+    """The key of every stage: its config sections plus the keys of its inputs (a Merkle chain). Pretraining on
+    ``world_size > 1`` ranks adds the strategy and the world size (a data-parallel global batch is larger)."""
     keys: dict[str, str] = {}
     for name in stage_names(config):
         parts = {s: asdict(getattr(config, s)) for s in SECTIONS[name]}
         if name == "pretrain":
             parts["model"].pop("vocab_size")  # follows the tokenizer, which is already in the key
+            if world_size > 1:
+                parts["distributed"] = {"parallel": config.run.parallel, "world_size": world_size}
         if name == "curate":  # the data stage versions its output format: a new version means a new corpus
             from llm_from_scratch.data.corpus import CORPUS_VERSION
 
@@ -92,8 +97,8 @@ def stage_keys(config: RunConfig) -> dict[str, str]:
     return keys
 
 
-def stage_dirs(config: RunConfig, workdir: Path) -> dict[str, Path]:
-    return {name: Path(workdir) / f"{name}-{key}" for name, key in stage_keys(config).items()}
+def stage_dirs(config: RunConfig, workdir: Path, world_size: int = 1) -> dict[str, Path]:
+    return {name: Path(workdir) / f"{name}-{key}" for name, key in stage_keys(config, world_size).items()}
 
 
 def stage_model(directory: Path, stage: str, device: str = "cpu"):
@@ -184,22 +189,37 @@ def token_data(ctx: Context):
 
 
 def pretrain(ctx: Context, out: Path) -> dict:
-    from llm_from_scratch.model import count_parameters
+    from llm_from_scratch.distributed.parallel import is_data_parallel
+    from llm_from_scratch.model import count_parameters, flops_per_token
     from llm_from_scratch.train.pretrained import SAMPLE_PROMPT
     from llm_from_scratch.train.trainer import train
 
     data = token_data(ctx)
     model_config = ctx.config.model.replace(vocab_size=data.vocab_size)
     cfg = ctx.config.pretrain
-    result = train(model_config, data, cfg, out, device=ctx.device, progress=ctx.progress, sample_prompt=SAMPLE_PROMPT)
+    parallel = ctx.config.run.parallel if ctx.env is not None else "none"
+    result = train(
+        model_config,
+        data,
+        cfg,
+        out,
+        device=ctx.device,
+        progress=ctx.progress,
+        sample_prompt=SAMPLE_PROMPT,
+        parallel=parallel,
+        env=ctx.env,
+    )
     block = cfg.block_size or model_config.context_length
+    ranks = ctx.env.world_size if ctx.env is not None and is_data_parallel(parallel) else 1
+    tokens = cfg.max_steps * cfg.batch_size * cfg.grad_accum * block * ranks  # the global batch
     steps = [r for r in result.records if "tok_per_s" in r]
     return {
         "parameters": count_parameters(model_config),
-        "flops_per_token": result.model.flops_per_token(block),
+        "flops_per_token": flops_per_token(model_config, block),
+        "parallel": {"strategy": parallel, "world_size": ctx.env.world_size if ctx.env is not None else 1},
         "steps": cfg.max_steps,
-        "tokens": cfg.max_steps * cfg.batch_size * cfg.grad_accum * block,
-        "train_flops": result.model.flops_per_token(block) * cfg.max_steps * cfg.batch_size * cfg.grad_accum * block,
+        "tokens": tokens,
+        "train_flops": flops_per_token(model_config, block) * tokens,
         "val_loss": result.last("val_loss"),
         "val_ppl": result.last("val_ppl"),
         "val_bpb": result.last("val_bpb"),
@@ -392,52 +412,92 @@ def run_pipeline(
 
     Finished stages are skipped; an interrupted one runs again (pretraining resumes from its checkpoint). Writes
     ``config.yaml`` (the resolved config) first and ``run.json`` and ``report.md`` last.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the same call scales pretraining out: rank 0 builds the data stages
+    while the other ranks wait, every rank then pretrains with ``config.run.parallel`` (DDP by default), and after
+    pretraining rank 0 alone runs the rest, which fits one device. ``workdir`` must be visible to every rank (on
+    several nodes: a shared file system).
     """
     import torch
 
     from llm_from_scratch.utils import pick_device
 
     workdir = Path(workdir).expanduser().resolve()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # N ranks running every stage would race on the same files; refuse rather than corrupt the work directory
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and config.run.parallel == "none":
         raise RuntimeError(
-            "`llm-from-scratch run` runs in one process; under torchrun (WORLD_SIZE > 1) use "
-            "`llm-from-scratch distributed train --parallel ddp|fsdp|tp` for multi-process pretraining (chapter 12)"
+            f"`llm-from-scratch run` was launched as {world} torchrun processes but run.parallel is 'none': every "
+            "rank would run every stage into the same files; pass --set run.parallel=ddp (or fsdp, tp), or run it "
+            "in one process"
         )
     if stop_after is not None and stop_after not in STAGE_NAMES:
         raise ValueError(f"--stop-after {stop_after!r}: choose one of {list(STAGE_NAMES)}")
-    workdir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(workdir / "config.yaml") as tmp:
-        tmp.write_text(dump_yaml(config))
+    env = None
+    if world > 1:
+        from llm_from_scratch.distributed.launch import setup_distributed
+
+        env = setup_distributed(timeout_s=600.0)
+    main = env is None or env.is_main
+    say = log if main else (lambda _message: None)
+    if main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(workdir / "config.yaml") as tmp:
+            tmp.write_text(dump_yaml(config))
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
-    device = pick_device(None if config.run.device == "auto" else config.run.device)
-    ctx = Context(config, workdir, device, progress, dirs=stage_dirs(config, workdir))
+    device = env.device if env is not None else pick_device(None if config.run.device == "auto" else config.run.device)
+    ctx = Context(config, workdir, device, progress and main, dirs=stage_dirs(config, workdir, world), env=env)
     names = stage_names(config)
     t_run = time.perf_counter()
+
+    def run_stage(i: int, name: str) -> None:
+        out = ctx.dirs[name]
+        marker = out / MARKER
+        if marker.exists():
+            ctx.results[name] = json.loads(marker.read_text())
+            say(f"[{i}/{len(names)}] {name}: done ({out.name}), skipped")
+            return
+        say(f"[{i}/{len(names)}] {name} -> {out.name}")
+        out.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        metrics = STAGES[name](ctx, out)
+        record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": device, "metrics": metrics}
+        if main:
+            with atomic_path(marker) as tmp:
+                tmp.write_text(json.dumps(record, indent=1, default=float))
+        ctx.results[name] = record
+        say(f"[{i}/{len(names)}] {name}: {record['wall_s']:.1f} s")
+
     with _cache_in(workdir / "cache"):
-        for i, name in enumerate(names, 1):
-            out = ctx.dirs[name]
-            marker = out / MARKER
-            if marker.exists():
-                ctx.results[name] = json.loads(marker.read_text())
-                log(f"[{i}/{len(names)}] {name}: done ({out.name}), skipped")
-            else:
-                log(f"[{i}/{len(names)}] {name} -> {out.name}")
-                out.mkdir(parents=True, exist_ok=True)
-                t0 = time.perf_counter()
-                metrics = STAGES[name](ctx, out)
-                record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": device, "metrics": metrics}
-                with atomic_path(marker) as tmp:
-                    tmp.write_text(json.dumps(record, indent=1, default=float))
-                ctx.results[name] = record
-                log(f"[{i}/{len(names)}] {name}: {record['wall_s']:.1f} s")
-            if name == stop_after:
-                break
+        try:
+            for i, name in enumerate(names, 1):
+                if ctx.env is not None and name in ("curate", "tokenizer", "shards"):
+                    from llm_from_scratch.distributed.launch import main_rank_first
+
+                    main_rank_first(ctx.env, lambda i=i, name=name: run_stage(i, name))  # the others then skip it
+                else:
+                    run_stage(i, name)
+                if ctx.env is not None and name == "pretrain":
+                    from llm_from_scratch.distributed.launch import cleanup_distributed
+
+                    cleanup_distributed()  # the rest of the run is one process: rank 0's
+                    ctx.env = None
+                    if not main:
+                        return ctx.results
+                if name == stop_after:
+                    break
+        finally:
+            if ctx.env is not None:
+                from llm_from_scratch.distributed.launch import cleanup_distributed
+
+                cleanup_distributed()
+    if not main:
+        return ctx.results
     summary = {
         "preset": config.run.preset,
         "device": device,
         "hardware": hardware(),
+        "processes": world,
         "dirs": {k: v.name for k, v in ctx.dirs.items()},
         "stages": ctx.results,
         "this_invocation_s": time.perf_counter() - t_run,
