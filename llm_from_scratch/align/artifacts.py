@@ -259,27 +259,33 @@ def evaluation(preset: str = "book", stage: str = "sft") -> dict:
     return result
 
 
-def beta_sweep(preset: str = "book", betas: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)) -> list[dict]:
-    """DPO at several ``beta`` (everything else as the preset): held-out acceptance, KL to SFT, perplexity and
-    the final implicit-reward margin of each (cached as JSON; the models themselves are cached by ``dpo_model``)."""
+def dpo_sweep(preset: str, field: str, values: tuple[float, ...]) -> list[dict]:
+    """DPO with one ``DPOConfig`` field set to each of ``values`` (everything else as the preset): held-out
+    acceptance, KL to SFT, perplexity and the final implicit-reward margin of each (cached as JSON; the models
+    themselves are cached by ``dpo_run``)."""
     from llm_from_scratch.align.evaluate import evaluate_policy
 
     _check(preset)
     ev = EVAL_PRESETS[preset]
     key = config_key(
-        {"betas": list(betas), "dpo": asdict(DPO_PRESETS[preset]), "eval": asdict(ev), "sft": sft_key(preset)}
+        {field: list(values), "dpo": asdict(DPO_PRESETS[preset]), "eval": asdict(ev), "sft": sft_key(preset)}
     )
-    path = cache_dir() / "align" / f"beta-sweep-{preset}-{key}.json"
+    path = cache_dir() / "align" / f"dpo-sweep-{field}-{preset}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
     reference, tok = sft_model(preset)
     examples = held_out_examples(preset)
     rows = []
-    for beta in betas:
-        config = DPOConfig(**{**asdict(DPO_PRESETS[preset]), "beta": beta})
+    for value in values:
+        config = DPOConfig(**{**asdict(DPO_PRESETS[preset]), field: value})
         model, _, log = dpo_run(preset, config)
         e = evaluate_policy(model, reference, tok, examples, preset, ev, SFT_PRESETS[preset].max_prompt)
-        rows.append({"beta": beta, **e["rates"], "kl": e["kl"], "ppl": e["ppl"], "margin": log[-1]["margin"]})
+        rows.append({field: value, **e["rates"], "kl": e["kl"], "ppl": e["ppl"], "margin": log[-1]["margin"]})
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(rows))
     return rows
+
+
+def beta_sweep(preset: str = "book", betas: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)) -> list[dict]:
+    """:func:`dpo_sweep` over ``beta``."""
+    return dpo_sweep(preset, "beta", betas)

@@ -127,3 +127,27 @@ def test_sft_unmasked_ablation_counts_prompt_tokens(tok, example):
     assert torch.equal(idx_m, idx_u)
     assert int((lab_m != -100).sum()) == len(r)
     assert int((lab_u != -100).sum()) == len(p) + len(r) - 1
+
+
+def test_rpo_term_adds_the_chosen_nll_per_token(tok, model, example):
+    """``nll_weight`` adds weight x the chosen replies' mean per-token NLL to the DPO loss (RPO): at the reference
+    the loss is ln 2 + weight x NLL, and training with it keeps the chosen reply's likelihood up."""
+    import copy
+
+    from llm_from_scratch.align.chat import encode_prompt, end_id
+    from llm_from_scratch.align.dpo import DPOConfig, train_dpo
+
+    p = encode_prompt(tok, example.prompt)
+    chosen = [*tok.encode("Excellent well."), end_id(tok)]
+    rejected = tok.encode("Nay, my lord, and more and more")
+    idx, labels = pack_pairs([p], [chosen])
+    with torch.no_grad():
+        start = sequence_logprobs(model(idx)[0], labels).item()
+    pairs = [{"prompt": p, "chosen": chosen, "rejected": rejected}] * 4
+    config = DPOConfig(epochs=3, batch_pairs=2, lr=1e-3, warmup_frac=0.0, nll_weight=1.0)
+    log = train_dpo(model, copy.deepcopy(model), pairs, config)
+    nll_per_token = -start / len(chosen)
+    assert log[0]["loss"] == pytest.approx(math.log(2), rel=1e-6)  # the DPO part, at the reference
+    assert log[0]["nll"] == pytest.approx(nll_per_token, rel=1e-5)
+    with torch.no_grad():
+        assert sequence_logprobs(model(idx)[0], labels).item() > start
