@@ -3,27 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 HELP = """Generate text from a checkpoint directory with config.json + model.safetensors. Both layouts load: the
 Hugging Face Llama export (llm_from_scratch.model.hf.export_hf; also loads in transformers) and the native one
-(llm_from_scratch.model.checkpoint.save_checkpoint). The prompt is encoded with the directory's tokenizer.json
-(Hugging Face tokenizers) or tokenizer.model (sentencepiece); without one, pass token ids with --prompt-ids."""
+(llm_from_scratch.model.checkpoint.save_checkpoint). The prompt is encoded with --tokenizer FILE, else the
+directory's tokenizer.json / tokenizer.model, else the tokenizer of the run the checkpoint belongs to (a run's
+tokenizer-*/ stage, or the artifact cache's tokenizer whose fingerprint the checkpoint recorded); without any,
+pass token ids with --prompt-ids."""
 
 
-def _tokenizer(path: Path):
-    """(encode, decode) from the tokenizer file in the checkpoint directory, or None."""
-    if (path / "tokenizer.json").is_file():
-        from tokenizers import Tokenizer
+def _load(file: Path):
+    """(encode, decode, fingerprint or None) of a tokenizer file: Hugging Face ``tokenizer.json``, the book's BPE
+    JSON, or a sentencepiece ``.model``."""
+    from llm_from_scratch.tokenizer.artifacts import load_tokenizer
 
-        tok = Tokenizer.from_file(str(path / "tokenizer.json"))
-        return (lambda s: tok.encode(s).ids), (lambda ids: tok.decode(ids))
-    if (path / "tokenizer.model").is_file():
-        import sentencepiece as spm
+    if file.suffix == ".json":
+        fmt = json.loads(file.read_text(encoding="utf-8")).get("format")
+        if fmt is None:  # no "format" key: a Hugging Face tokenizers file (what export_hf writes)
+            from tokenizers import Tokenizer
 
-        sp = spm.SentencePieceProcessor(model_file=str(path / "tokenizer.model"))
-        return (lambda s: sp.encode(s)), (lambda ids: sp.decode(ids))
+            tok = Tokenizer.from_file(str(file))
+            return (lambda s: tok.encode(s).ids), (lambda ids: tok.decode(ids)), None
+    tok = load_tokenizer(file)
+    return tok.encode, tok.decode, tok.fingerprint
+
+
+def _recorded_fingerprint(path: Path) -> str | None:
+    state = path / "train_state.json"
+    return json.loads(state.read_text()).get("tokenizer_fingerprint") if state.is_file() else None
+
+
+def _tokenizer(path: Path, explicit: str | None = None):
+    """(encode, decode) for the checkpoint in ``path``, or None when no tokenizer can be found."""
+    from llm_from_scratch.utils import cache_dir
+
+    recorded = _recorded_fingerprint(path)
+    if explicit is not None:
+        file = Path(explicit)
+        if not file.is_file():
+            raise FileNotFoundError(f"--tokenizer {file}: no such file")
+        candidates = [file]
+    else:
+        candidates = [path / "tokenizer.json", path / "tokenizer.model"]
+        for parent in list(path.resolve().parents)[:3]:  # WORKDIR/pretrain-KEY/step-N, WORKDIR/sft-KEY/model
+            candidates += sorted(parent.glob("tokenizer-*/tokenizer.*"))
+        if recorded is not None:  # a checkpoint of the cached pretraining runs: its tokenizer is in the cache
+            candidates += sorted((cache_dir() / "tokenizer").glob("*/tokenizer.*"))
+    for file in (c for c in candidates if c.is_file() and c.suffix in (".json", ".model")):
+        encode, decode, fingerprint = _load(file)
+        if recorded is None or fingerprint is None or fingerprint == recorded:
+            return encode, decode
+        if explicit is not None:
+            raise ValueError(
+                f"--tokenizer {file} has fingerprint {fingerprint}, but {path} was trained with tokenizer "
+                f"{recorded}: its ids would mean other tokens; pass the tokenizer the model was trained with"
+            )
     return None
 
 
@@ -37,15 +74,15 @@ def _run(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     device = pick_device(args.device)
     model = load_model(path, device)
-    tok = _tokenizer(path)
+    tok = _tokenizer(path, args.tokenizer)
     if args.prompt_ids is not None:
         ids = [int(t) for t in args.prompt_ids.replace(",", " ").split()]
     elif tok is not None:
         ids = tok[0](args.prompt)
     else:
         raise FileNotFoundError(
-            f"no tokenizer.json or tokenizer.model in {path}: copy the tokenizer files there "
-            "(export_hf(..., tokenizer_files=[...])) or pass token ids with --prompt-ids"
+            f"no tokenizer found for {path} (none in the directory, its run, or the artifact cache with the "
+            "fingerprint it was trained with): pass --tokenizer FILE or token ids with --prompt-ids"
         )
     if not ids:
         raise ValueError("the prompt is empty: pass --prompt TEXT or --prompt-ids IDS")
@@ -82,7 +119,8 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample text from a model checkpoint directory", description=HELP)
     p.add_argument("checkpoint", help="directory with config.json and model.safetensors")
-    p.add_argument("--prompt", default="", help="text to continue (needs a tokenizer file in the directory)")
+    p.add_argument("--prompt", default="", help="text to continue (needs a tokenizer, see above)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer file (tokenizer.json or .model) to encode with")
     p.add_argument("--prompt-ids", default=None, help="token ids to continue, e.g. '0 17 42'; prints ids")
     p.add_argument("--max-new-tokens", type=int, default=100)
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
