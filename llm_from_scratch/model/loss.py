@@ -5,9 +5,10 @@ For the book's model the head is the largest matrix (8192 x 256) and its logits 
 ``log_softmax``, writes those, and in the backward pass fills a gradient of the same size, reads both again for the
 softmax gradient and writes the result: five trips through a tensor far larger than the CPU's caches. Since
 ``d loss / d logits = (softmax(logits) - onehot(target)) / n`` is known in closed form, :class:`LinearCrossEntropy`
-computes it right after each chunk's logits, while they are still in cache, and turns it into the gradients of the
-hidden states and of the weight at once (the idea behind Liger-Kernel's fused linear cross-entropy, Hsu et al.
-2024, and Wijmans et al. 2024's "cut cross-entropy"). Same matmuls, same numbers, fewer passes over memory.
+computes it right after each chunk's logits, while they are still in cache, turns it into the hidden states'
+gradient at once, and into the weight's with one matmul at the end (the idea behind Liger-Kernel's fused linear
+cross-entropy, Hsu et al. 2024, and Wijmans et al. 2024's "cut cross-entropy"). Same matmuls, same numbers, fewer
+passes over memory.
 """
 
 from __future__ import annotations
