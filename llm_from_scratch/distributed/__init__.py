@@ -17,14 +17,13 @@ from llm_from_scratch.distributed.launch import (
     setup_distributed,
 )
 from llm_from_scratch.distributed.memory import memory_table, zero_memory
-from llm_from_scratch.distributed.parallel import rank_batch, wrap_model
+from llm_from_scratch.distributed.parallel import wrap_model
 
 __all__ = [
     "DistEnv",
     "cleanup_distributed",
     "memory_table",
     "pick_backend",
-    "rank_batch",
     "run_torchrun",
     "setup_distributed",
     "wrap_model",

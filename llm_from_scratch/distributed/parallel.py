@@ -72,17 +72,6 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv) -> nn.Module:
     return parallelize_with_dtensor(model, init_device_mesh(env.device.split(":")[0], (env.world_size,)))
 
 
-def rank_batch(shards, batch_size: int, context_length: int, seed: int, step: int, env: DistEnv, parallel: str):
-    """This rank's ``(x, y)`` for ``step``: a disjoint slice of the global batch under data parallelism (so the
-    ranks together see what one process with ``world_size`` times the batch would see), the whole batch under
-    tensor parallelism."""
-    from llm_from_scratch.tokenizer.loader import get_batch
-
-    if is_data_parallel(parallel):
-        return get_batch(shards, "train", batch_size, context_length, seed, step, env.rank, env.world_size, env.device)
-    return get_batch(shards, "train", batch_size, context_length, seed, step, 0, 1, env.device)
-
-
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside a data-parallel wrapper (``DistributedDataParallel`` or :class:`~.ddp.DataParallel`);
     any other model as it is (FSDP and tensor parallelism shard the model in place)."""

@@ -434,9 +434,10 @@ def run_pipeline(
         raise ValueError(f"--stop-after {stop_after!r}: choose one of {list(STAGE_NAMES)}")
     env = None
     if world > 1:
-        from llm_from_scratch.distributed.launch import setup_distributed
+        from llm_from_scratch.distributed.launch import cleanup_distributed, main_rank_first, setup_distributed
+        from llm_from_scratch.distributed.parallel import TRAIN_TIMEOUT_S
 
-        env = setup_distributed(timeout_s=600.0)
+        env = setup_distributed(timeout_s=TRAIN_TIMEOUT_S)
     main = env is None or env.is_main
     say = log if main else (lambda _message: None)
     if main:
@@ -472,14 +473,10 @@ def run_pipeline(
         try:
             for i, name in enumerate(names, 1):
                 if ctx.env is not None and name in ("curate", "tokenizer", "shards"):
-                    from llm_from_scratch.distributed.launch import main_rank_first
-
                     main_rank_first(ctx.env, lambda i=i, name=name: run_stage(i, name))  # the others then skip it
                 else:
                     run_stage(i, name)
                 if ctx.env is not None and name == "pretrain":
-                    from llm_from_scratch.distributed.launch import cleanup_distributed
-
                     cleanup_distributed()  # the rest of the run is one process: rank 0's
                     ctx.env = None
                     if not main:
@@ -487,9 +484,7 @@ def run_pipeline(
                 if name == stop_after:
                     break
         finally:
-            if ctx.env is not None:
-                from llm_from_scratch.distributed.launch import cleanup_distributed
-
+            if ctx.env is not None:  # stopped (or failed) before the end of pretraining
                 cleanup_distributed()
     if not main:
         return ctx.results
