@@ -18,6 +18,7 @@ from torch import nn
 from llm_from_scratch.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from llm_from_scratch.train.data import TokenData, eval_windows, train_batch
 from llm_from_scratch.train.metrics import bits_per_byte, measured_peak_flops, perplexity
+from llm_from_scratch.train.muon import Muon, muon_param_groups
 from llm_from_scratch.train.optim import AdamW, param_groups
 from llm_from_scratch.train.schedule import lr_at
 from llm_from_scratch.utils import autocast_dtype, seed_everything
@@ -52,9 +53,26 @@ class TrainConfig:
     seed: int = 1337
     autocast: str = "auto"  # "auto", "off", or "bf16"/"fp16" to force one
     compile: bool = False
+    # The recipe of the speedrun chapter (train/muon.py, train/schedule.py); the defaults are the plain AdamW run.
+    optimizer: str = "adamw"  # "adamw", or "muon": Muon for the hidden matrices, AdamW (peak_lr) for the rest
+    muon_lr: float = 0.02  # Muon's peak step, scaled by the same schedule as peak_lr
+    muon_momentum: float = 0.95
+    muon_weight_decay: float = 0.0
+    schedule: str = "cosine"  # "cosine", or "wsd": warmup, stable at the peak, linear decay over decay_frac
+    decay_frac: float = 0.2
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        # The recipe fields are left out at their defaults: the keys of cached runs and the train_config recorded
+        # in existing checkpoints stay valid (they predate these fields and mean the same run).
+        d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in _RECIPE_FIELDS and d[f.name] == f.default:
+                del d[f.name]
+        return d
+
+
+_RECIPE_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", "schedule", "decay_frac")
+OPTIMIZERS = ("adamw", "muon")
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -192,7 +210,19 @@ def train(
     step_kwargs = {"return_logits": False} if isinstance(model, Transformer) else {}
     flops_per_token = model.flops_per_token(block)
 
-    def make_optimizer(m: nn.Module) -> AdamW:
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+    if config.optimizer == "muon" and parallel not in ("none", "ddp", "ddp-scratch"):
+        raise ValueError(
+            f"optimizer='muon' orthogonalises whole matrices, which parallel={parallel!r} shards; "
+            "train with parallel='ddp' (or none), or with optimizer='adamw'"
+        )
+
+    def make_optimizer(m: nn.Module) -> torch.optim.Optimizer:
+        if config.optimizer == "muon":
+            mult = config.muon_lr / config.peak_lr
+            groups = muon_param_groups(m, config.weight_decay, mult, config.muon_weight_decay)
+            return Muon(groups, lr=config.peak_lr, momentum=config.muon_momentum, betas=config.betas, eps=config.eps)
         return AdamW(param_groups(m, config.weight_decay), lr=config.peak_lr, betas=config.betas, eps=config.eps)
 
     optimizer = make_optimizer(model)
@@ -244,9 +274,17 @@ def train(
     model.train()
     for step in bar:
         t0 = time.perf_counter()
-        lr = lr_at(step, config.peak_lr, config.max_steps, config.warmup_frac, config.min_lr_ratio)
+        lr = lr_at(
+            step,
+            config.peak_lr,
+            config.max_steps,
+            config.warmup_frac,
+            config.min_lr_ratio,
+            config.schedule,
+            config.decay_frac,
+        )
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr  # Muon's groups multiply it by their lr_mult
         loss_sum = 0.0
         for micro in range(config.grad_accum):
             x, y = train_batch(
