@@ -106,23 +106,89 @@ def config_key(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (``os.umask`` alone must set it to read it,
+    which for a moment gives files created by other threads the wrong mode)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the same directory; rename it onto ``path`` only if the block succeeds.
 
     ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one,
-    never a half-written file, even if the writer is killed mid-write.
+    never a half-written file, even if the writer is killed mid-write. The file gets the mode any new file gets
+    (0644 under the usual umask), not the 0600 of ``mkstemp``. A directory that cannot be written is one
+    ``PermissionError`` naming it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except PermissionError:
+        raise PermissionError(
+            f"cannot write {path}: no permission to create files in {path.parent}; choose another output directory "
+            "or fix its permissions"
+        ) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock on a work directory or artifact."""
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, timeout: float | None = 0.0, poll: float = 0.2) -> Iterator[Path]:
+    """Hold an exclusive ``fcntl`` lock on ``path`` (e.g. ``WORKDIR/.lock``) for the duration of the block.
+
+    ``timeout`` 0 fails at once, a number of seconds waits that long, ``None`` waits for ever. A process that
+    cannot get the lock raises :class:`LockedError` with one line naming the holder's pid. The lock is released by
+    the kernel when its holder exits, even by SIGKILL, so a crashed run never leaves a stale lock behind; the file
+    itself stays (removing it would let a third process lock a different inode).
+    """
+    import fcntl
+    import time
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    waited = f" after waiting {timeout:g} s" if timeout else ""
+                    raise LockedError(
+                        f"{path.parent} is in use by another process (pid {holder}, lock file {path}){waited}; "
+                        "wait for it to finish or use another directory"
+                    ) from None
+                time.sleep(poll)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -52,10 +52,10 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def save_full_checkpoint(model: nn.Module, directory: str | os.PathLike) -> Path | None:
     """Write the unsharded weights of an FSDP model in the single-process format (``model.safetensors`` +
-    ``config.json``, loadable with ``llm_from_scratch.train.checkpoint.load_model``). Every rank must call it (the
+    ``config.json``, loadable with ``llm_from_scratch.model.checkpoint.load_model``). Every rank must call it (the
     gather is a collective); rank 0 writes. Returns the directory on rank 0, ``None`` elsewhere."""
     from llm_from_scratch.model import Transformer
-    from llm_from_scratch.train.checkpoint import save_model
+    from llm_from_scratch.model.checkpoint import save_model
 
     state = full_state_dict(model)
     path = None

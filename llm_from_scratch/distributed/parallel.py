@@ -254,7 +254,7 @@ class ParallelRun:
         (the strategy itself may change: FSDP <-> DDP, tensor parallel <-> one process)."""
         saved = state.get("parallel", {}).get("data_parallel_size", 1)
         if saved != self.data_world:
-            from llm_from_scratch.train.checkpoint import CheckpointError
+            from llm_from_scratch.model.checkpoint import CheckpointError
 
             raise CheckpointError(
                 f"checkpoint {where} was written with {saved} data-parallel rank(s) but this run has "

@@ -94,7 +94,7 @@ def task_ddp(env: DistEnv, args) -> dict:
 
 def task_fsdp(env: DistEnv, args) -> dict:
     from llm_from_scratch.distributed.fsdp import apply_fsdp, local_bytes, save_full_checkpoint
-    from llm_from_scratch.train.checkpoint import load_model
+    from llm_from_scratch.model.checkpoint import load_model
 
     config = PRESETS[args.preset]
     ref = build(config, seed=0)
@@ -360,7 +360,8 @@ def task_train(env: DistEnv, args) -> dict:
     checks: ``--check-checkpoint`` (the final checkpoint, loaded by a single process, gives the distributed model's
     logits) and ``--resume A:B`` (a run under A stopped after ``--resume-at`` steps and resumed under B reproduces
     the uninterrupted run under A)."""
-    from llm_from_scratch.train.checkpoint import latest_checkpoint, load_model
+    from llm_from_scratch.model.checkpoint import load_model
+    from llm_from_scratch.train.checkpoint import latest_checkpoint
     from llm_from_scratch.train.trainer import train
 
     model_config, data, config = train_setup(args, env)

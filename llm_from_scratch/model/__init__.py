@@ -6,7 +6,7 @@ and alignment stages build on.
 """
 
 from llm_from_scratch.model.attention import CausalSelfAttention, KVCache, causal_attention
-from llm_from_scratch.model.checkpoint import load_model, save_checkpoint
+from llm_from_scratch.model.checkpoint import load_model, save_model
 from llm_from_scratch.model.config import PRESETS, ModelConfig, get_config
 from llm_from_scratch.model.generate import generate, sample_next, stream
 from llm_from_scratch.model.hf import export_hf, load_hf
@@ -34,6 +34,6 @@ __all__ = [
     "load_model",
     "rope_cache",
     "sample_next",
-    "save_checkpoint",
+    "save_model",
     "stream",
 ]

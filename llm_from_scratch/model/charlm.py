@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from llm_from_scratch.model.attention import causal_attention
-from llm_from_scratch.model.checkpoint import load_model, save_checkpoint
+from llm_from_scratch.model.checkpoint import load_model, save_model
 from llm_from_scratch.model.config import ModelConfig
 from llm_from_scratch.model.rope import apply_rope
 from llm_from_scratch.model.transformer import Transformer
@@ -168,7 +168,7 @@ def train_char_model(preset: str | CharLMConfig = "book", progress: bool = True)
         torch.set_num_threads(threads)
     # Write into a private directory and rename it into place: a concurrent reader never sees half a checkpoint.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    save_checkpoint(model, tmp)
+    save_model(tmp, model)
     (tmp / "history.json").write_text(json.dumps(history))
     try:
         os.replace(tmp, out)

@@ -1,120 +1,65 @@
-"""Checkpoints without pickle, written atomically.
+"""Training checkpoints without pickle, written atomically, and resume that skips a damaged one.
 
-A checkpoint is a directory of four files:
+A checkpoint is a model folder (:mod:`llm_from_scratch.model.checkpoint`: ``model.safetensors``, ``config.json``,
+``manifest.json``) plus the training state:
 
-- ``model.safetensors``: the weights (a tied output head is stored once, its alias kept in the metadata);
-- ``config.json``: the ``ModelConfig``, so the model can be rebuilt without the code that trained it;
 - ``train_state.safetensors``: every tensor of the training state (AdamW moments, torch/CUDA/NumPy RNG states);
 - ``train_state.json``: everything else (step, optimiser hyper-parameters, Python RNG, data position, the training
   config, the tokenizer fingerprint, and SHA-256 checksums of both safetensors files).
 
 The directory is assembled under a temporary name and renamed into place, and the pointer ``latest.json`` is
 replaced atomically afterwards: a run killed at any instant leaves the previous checkpoint intact and current.
+A checkpoint that fails verification anyway (a disk error, a file deleted by hand) is skipped by
+:func:`latest_checkpoint`, which falls back to the newest intact one and says so on stderr.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
+import logging
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from llm_from_scratch.model.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    CheckpointError,
+    check_tokenizer,
+    load_model,
+    load_model_weights,
+    load_safetensors,
+    read_json,
+    save_model,
+    sha256,
+    write_dir,
+    write_model_files,
+)
 from llm_from_scratch.utils import atomic_path
 
-MODEL_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+# the model-folder functions are re-exported: a training checkpoint is a model folder
+__all__ = [
+    "CheckpointError",
+    "check_tokenizer",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "load_model_weights",
+    "save_checkpoint",
+    "save_model",
+    "verify_checkpoint",
+]
+
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 LATEST = "latest.json"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: missing, corrupt, or made for another model / tokenizer."""
-
-
-# ---------------------------------------------------------------- model weights
-
-
-def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The state dict with shared tensors (a tied head) kept once, plus ``{alias: stored name}``."""
-    tensors, aliases, seen = {}, {}, {}
-    for name, t in model.state_dict().items():
-        key = (t.data_ptr(), t.shape, t.stride()) if t.numel() else (name,)
-        if key in seen:
-            aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        tensors[name] = t.detach().cpu().contiguous()
-    return tensors, aliases
-
-
-def save_model(directory: str | os.PathLike, model: nn.Module, config: Any) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` (no training state) atomically into ``directory``."""
-    return _write_dir(Path(directory), lambda tmp: _write_model_files(tmp, model, config))
-
-
-def _write_model_files(tmp: Path, model: nn.Module, config: Any) -> dict[str, str]:
-    tensors, aliases = model_tensors(model)
-    save_file(tensors, tmp / MODEL_FILE, metadata={"format": "llm_from_scratch", "aliases": json.dumps(aliases)})
-    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    (tmp / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
-    return {MODEL_FILE: _sha256(tmp / MODEL_FILE)}
-
-
-def load_model_weights(directory: str | os.PathLike, model: nn.Module, strict_config: bool = True) -> None:
-    """Load ``model.safetensors`` into ``model`` after checking ``config.json`` against ``model.config``."""
-    directory = Path(directory)
-    if strict_config and hasattr(model, "config"):
-        saved = read_config(directory)
-        ours = model.config.to_dict() if hasattr(model.config, "to_dict") else dict(vars(model.config))
-        diff = {k: (saved.get(k), v) for k, v in ours.items() if saved.get(k) != v}
-        if diff:
-            fields = ", ".join(f"{k}: checkpoint {a!r} vs model {b!r}" for k, (a, b) in sorted(diff.items()))
-            raise CheckpointError(
-                f"checkpoint {directory} was made for a different model ({fields}); build the model from its "
-                f"{CONFIG_FILE} (load_model) or point to a checkpoint of this model"
-            )
-    tensors = _load_safetensors(directory / MODEL_FILE)
-    aliases = json.loads(_metadata(directory / MODEL_FILE).get("aliases", "{}"))
-    for alias, name in aliases.items():
-        tensors[alias] = tensors[name]
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()
-        raise CheckpointError(
-            f"checkpoint {directory} does not fit this model: {' '.join(s.strip() for s in first[:4])}; "
-            "use a checkpoint written for this model configuration"
-        ) from None
-
-
-def read_config(directory: str | os.PathLike) -> dict:
-    path = Path(directory) / CONFIG_FILE
-    return _read_json(path)
-
-
-def load_model(directory: str | os.PathLike, device: str = "cpu"):
-    """Rebuild the ``Transformer`` from ``config.json`` and load its weights: what later chapters call."""
-    from llm_from_scratch.model import ModelConfig, Transformer
-
-    directory = Path(directory)
-    try:
-        config = ModelConfig.from_dict(read_config(directory))
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {directory}: {CONFIG_FILE} is not a valid ModelConfig: {err}") from None
-    model = Transformer(config)
-    load_model_weights(directory, model)
-    return model.to(device).eval()
+log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- full training checkpoints
@@ -131,36 +76,91 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoint ``run_dir/step-XXXXXXXX`` atomically, point ``latest.json`` at it, prune old ones.
 
-    ``state`` is JSON-serialisable extra state (data position, training config, tokenizer fingerprint...).
+    ``state`` is JSON-serialisable extra state (data position, training config, tokenizer fingerprint...); its
+    ``tokenizer_fingerprint`` is also recorded in the model folder's manifest.
     """
+    from safetensors.torch import save_file
+
     run_dir = Path(run_dir)
     name = f"step-{step:08d}"
 
     def write(tmp: Path) -> None:
-        checksums = _write_model_files(tmp, model, config)
+        checksums = write_model_files(tmp, model, config, (state or {}).get("tokenizer_fingerprint"))
         tensors, meta = training_state(optimizer)
         save_file(tensors, tmp / STATE_TENSORS)
-        checksums[STATE_TENSORS] = _sha256(tmp / STATE_TENSORS)
+        checksums[STATE_TENSORS] = sha256(tmp / STATE_TENSORS)
         payload = {"format_version": FORMAT_VERSION, "step": step, **meta, **(state or {}), "sha256": checksums}
         (tmp / STATE_JSON).write_text(json.dumps(payload, indent=1) + "\n")
 
-    path = _write_dir(run_dir / name, write)
+    path = write_dir(run_dir / name, write)
     with atomic_path(run_dir / LATEST) as tmp:
         tmp.write_text(json.dumps({"checkpoint": name, "step": step}) + "\n")
     _prune(run_dir, keep)
     return path
 
 
+def verify_checkpoint(directory: str | os.PathLike) -> dict:
+    """The JSON training state of ``directory`` after checking that every file is there and matches its SHA-256;
+    one :class:`CheckpointError` saying what is wrong otherwise."""
+    directory = Path(directory)
+    for f in (MODEL_FILE, CONFIG_FILE, STATE_TENSORS, STATE_JSON):
+        if not (directory / f).is_file():
+            raise CheckpointError(f"checkpoint {directory} is incomplete: {f} is missing; resume from another one")
+    state = read_json(directory / STATE_JSON)
+    for f, digest in state.get("sha256", {}).items():
+        if sha256(directory / f) != digest:
+            raise CheckpointError(
+                f"checkpoint {directory} is corrupt: the SHA-256 of {f} does not match the one recorded at save "
+                "time; delete this checkpoint and resume from an earlier one"
+            )
+    return state
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint ``latest.json`` points to, or ``None`` for a run that has not saved one yet."""
-    pointer = Path(run_dir) / LATEST
-    if not pointer.exists():
+    """The newest intact checkpoint of ``run_dir``, or ``None`` for a run that has not saved one yet.
+
+    ``latest.json`` names the current checkpoint. When it is missing, unreadable, points to a folder that is gone,
+    or its checkpoint fails :func:`verify_checkpoint`, the newest ``step-*`` folder that verifies is used instead
+    and a warning names what was skipped and why: a damaged last checkpoint costs the steps since the one before
+    it, not the whole run. When checkpoints exist but none verifies, that is one :class:`CheckpointError`; when
+    none is left at all (deleted by hand), the run starts over.
+    """
+    run_dir = Path(run_dir)
+    pointer = run_dir / LATEST
+    steps = sorted((p for p in run_dir.glob("step-*") if p.is_dir()), reverse=True)
+    candidates: list[Path] = []
+    skipped: list[str] = []
+    if pointer.exists():
+        try:
+            name = str(read_json(pointer).get("checkpoint") or "")
+        except CheckpointError as err:
+            skipped.append(str(err))
+            name = ""
+        if name and (run_dir / name).is_dir():
+            candidates.append(run_dir / name)
+        elif name:
+            skipped.append(f"{pointer} points to {run_dir / name}, which does not exist")
+    elif not steps:
         return None
-    name = _read_json(pointer).get("checkpoint")
-    path = Path(run_dir) / str(name)
-    if not name or not path.is_dir():
-        raise CheckpointError(f"{pointer} points to {path}, which does not exist; delete {pointer} to start over")
-    return path
+    candidates += [p for p in steps if p not in candidates]
+    for path in candidates:
+        try:
+            verify_checkpoint(path)
+        except CheckpointError as err:
+            skipped.append(str(err).split("; ")[0])
+            continue
+        if skipped:
+            log.warning("%s; resuming from %s instead", "; ".join(skipped), path)
+        return path
+    if not candidates:  # every checkpoint was deleted: the run starts over
+        if skipped:
+            log.warning("%s and no step-* checkpoint is left; starting from step 0", "; ".join(skipped))
+        return None
+    found = ", ".join(p.name for p in candidates) or "none"
+    raise CheckpointError(
+        f"{run_dir} holds no intact checkpoint (checkpoints: {found}): {'; '.join(skipped)}; "
+        f"delete {pointer} and the step-* folders to start over"
+    )
 
 
 def load_checkpoint(
@@ -176,16 +176,7 @@ def load_checkpoint(
     difference is one :class:`CheckpointError` that names the key. Nothing is unpickled.
     """
     directory = Path(directory)
-    for f in (MODEL_FILE, CONFIG_FILE, STATE_TENSORS, STATE_JSON):
-        if not (directory / f).is_file():
-            raise CheckpointError(f"checkpoint {directory} is incomplete: {f} is missing; resume from another one")
-    state = _read_json(directory / STATE_JSON)
-    for f, digest in state.get("sha256", {}).items():
-        if _sha256(directory / f) != digest:
-            raise CheckpointError(
-                f"checkpoint {directory} is corrupt: the SHA-256 of {f} does not match the one recorded at save "
-                "time; delete this checkpoint and resume from an earlier one"
-            )
+    state = verify_checkpoint(directory)
     for key, value in (expect or {}).items():
         if state.get(key) != value:
             raise CheckpointError(
@@ -193,7 +184,7 @@ def load_checkpoint(
                 f"but {value!r} here; resume with the same settings or start a new run directory"
             )
     load_model_weights(directory, model)
-    tensors = _load_safetensors(directory / STATE_TENSORS)
+    tensors = load_safetensors(directory / STATE_TENSORS)
     if optimizer is not None:
         restore_training_state(optimizer, tensors, state, model)
     if restore_rng:
@@ -265,83 +256,7 @@ def _restore_rng(tensors: dict, state: dict) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def _write_dir(final: Path, write) -> Path:
-    """Build a directory under a temporary name next to ``final``, fsync it, then rename it into place."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale_temps(final.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        write(tmp)
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if final.exists():  # re-saving the same step: the old copy goes only after the new one is complete
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        _fsync_dir(final.parent)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _clean_stale_temps(parent: Path) -> None:
-    """Remove temporary directories left behind by a writer that was killed (they are never read)."""
-    for p in parent.glob(".*.tmp"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-
-
 def _prune(run_dir: Path, keep: int) -> None:
     steps = sorted(p for p in run_dir.glob("step-*") if p.is_dir())
     for p in steps[:-keep] if keep > 0 else []:
         shutil.rmtree(p, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing; is {path.parent} a checkpoint directory?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path} is corrupt (not valid JSON: {err}); delete the checkpoint") from None
-
-
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing; is {path.parent} a checkpoint directory?") from None
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); delete the checkpoint and use an earlier one") from None
-
-
-def _metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, "pt") as f:
-            return f.metadata() or {}
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); delete the checkpoint and use an earlier one") from None

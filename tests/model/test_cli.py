@@ -4,14 +4,14 @@ import torch
 
 from llm_from_scratch.cli import main
 from llm_from_scratch.model import PRESETS, Transformer, generate
-from llm_from_scratch.model.checkpoint import load_model, save_checkpoint
+from llm_from_scratch.model.checkpoint import load_model, save_model
 from llm_from_scratch.model.hf import export_hf
 
 
 def test_native_checkpoint_roundtrip(tmp_path):
     torch.manual_seed(0)
     model = Transformer(PRESETS["tiny"])
-    save_checkpoint(model, tmp_path)
+    save_model(tmp_path, model)
     back = load_model(tmp_path)
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
 

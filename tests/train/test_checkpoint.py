@@ -45,6 +45,7 @@ def test_round_trip_restores_weights_optimizer_and_rng(tmp_path, tiny_config):
     expected_rand = torch.rand(3)
     assert sorted(p.name for p in path.iterdir()) == [
         "config.json",
+        "manifest.json",
         "model.safetensors",
         "train_state.json",
         "train_state.safetensors",
@@ -158,14 +159,16 @@ KILLED_WRITER = textwrap.dedent(
     model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()
     opt.step()
     ckpt.save_checkpoint(run_dir, 1, model, opt, config)  # a complete checkpoint
-    real_save = ckpt.save_file
+    import llm_from_scratch.model.checkpoint as model_ckpt
+
+    real_save = model_ckpt.save_file
 
     def slow_save(tensors, path, metadata=None):  # write the first file, then hang: the parent kills us here
         real_save(tensors, path, metadata=metadata)
         marker.write_text(str(path))
         time.sleep(60)
 
-    ckpt.save_file = slow_save
+    model_ckpt.save_file = slow_save
     opt.step()
     ckpt.save_checkpoint(run_dir, 2, model, opt, config)
     """
@@ -194,3 +197,52 @@ def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
     assert latest.name == "step-00000001"  # ...but nothing points to it
     state = load_checkpoint(latest, Transformer(PRESETS["tiny"]))
     assert state["step"] == 1
+
+
+def _three_checkpoints(run_dir: Path, config) -> None:
+    model, opt = _trained(config, 1)
+    for step in (1, 2, 3):
+        save_checkpoint(run_dir, step, model, opt, config, {"tokenizer_fingerprint": "abc"}, keep=3)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda p: _flip_byte(p / "model.safetensors"), "SHA-256 of model.safetensors"),
+        (lambda p: _truncate(p / "train_state.safetensors"), "SHA-256 of train_state.safetensors"),
+        (lambda p: (p / "train_state.json").write_text("{not json"), "not valid JSON"),
+        (lambda p: (p / "config.json").unlink(), "config.json is missing"),
+        (lambda p: __import__("shutil").rmtree(p), "which does not exist"),  # deleted, as the old error advised
+    ],
+)
+def test_resume_falls_back_to_the_newest_intact_checkpoint_and_says_so(tmp_path, tiny_config, caplog, damage, reason):
+    _three_checkpoints(tmp_path, tiny_config)
+    damage(tmp_path / "step-00000003")
+    with caplog.at_level("WARNING", logger="llm_from_scratch.train.checkpoint"):
+        found = latest_checkpoint(tmp_path)
+    assert found.name == "step-00000002"
+    assert reason in caplog.text and "resuming from" in caplog.text and "step-00000002" in caplog.text
+    state = load_checkpoint(found, Transformer(tiny_config))
+    assert state["step"] == 2
+
+
+def test_intact_latest_checkpoint_is_used_without_a_warning(tmp_path, tiny_config, caplog):
+    _three_checkpoints(tmp_path, tiny_config)
+    (tmp_path / "latest.json").unlink()  # a pointer lost on its own: the newest step folder still verifies
+    with caplog.at_level("WARNING"):
+        assert latest_checkpoint(tmp_path).name == "step-00000003"
+    assert caplog.text == ""
+
+
+def test_no_intact_checkpoint_is_one_error_and_none_left_starts_over(tmp_path, tiny_config, caplog):
+    _three_checkpoints(tmp_path, tiny_config)
+    for p in tmp_path.glob("step-*"):
+        _flip_byte(p / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"holds no intact checkpoint .*step-00000003, step-00000002"):
+        latest_checkpoint(tmp_path)
+    for p in tmp_path.glob("step-*"):
+        __import__("shutil").rmtree(p)
+    with caplog.at_level("WARNING"):
+        assert latest_checkpoint(tmp_path) is None
+    assert "starting from step 0" in caplog.text
+    assert latest_checkpoint(tmp_path / "never-ran") is None

@@ -1,0 +1,94 @@
+"""utils: atomic outputs get ordinary permissions, and a work directory lock that a second process cannot take."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from llm_from_scratch.utils import LockedError, atomic_path, current_umask, file_lock
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_path_respects_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == mode
+
+
+def test_atomic_path_keeps_the_previous_file_when_the_block_fails(tmp_path):
+    out = tmp_path / "kept.jsonl"
+    out.write_text("complete\n")
+    with pytest.raises(ZeroDivisionError), atomic_path(out) as tmp:
+        tmp.write_text("half")
+        raise ZeroDivisionError
+    assert out.read_text() == "complete\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_directory_is_one_permission_error_naming_it(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=f"no permission to create files in {ro}"), atomic_path(ro / "x"):
+            pass
+    finally:
+        ro.chmod(0o755)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from llm_from_scratch.utils import file_lock
+    with file_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(float(sys.argv[2]))
+    """
+)
+
+
+def _hold(lock, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock), str(seconds)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_process_gets_one_line_naming_the_holder(tmp_path):
+    lock = tmp_path / "work" / ".lock"
+    proc = _hold(lock, 30)
+    try:
+        holder = rf"in use by another process \(pid {proc.pid}, lock file"
+        with pytest.raises(LockedError, match=holder), file_lock(lock):
+            pass
+        start = time.monotonic()
+        with pytest.raises(LockedError, match=r"after waiting 0\.5 s"), file_lock(lock, timeout=0.5):
+            pass
+        assert time.monotonic() - start >= 0.5
+    finally:
+        proc.kill()
+        proc.wait()
+    with file_lock(lock):  # the kernel released the killed holder's lock: no stale lock
+        assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_waiting_for_the_lock_gets_it_when_the_holder_finishes(tmp_path):
+    lock = tmp_path / ".lock"
+    proc = _hold(lock, 1.0)
+    try:
+        with file_lock(lock, timeout=30):
+            assert proc.poll() is not None or proc.wait(5) == 0
+    finally:
+        proc.kill()
+        proc.wait()
