@@ -84,6 +84,7 @@ class CausalSelfAttention(nn.Module):
         self.layer_idx = layer_idx
         self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
         self.dropout = config.dropout
+        self.qk_norm = config.qk_norm
         self.qkv = nn.Linear(config.d_model, (config.n_heads + 2 * config.n_kv_heads) * config.head_dim, bias=False)
         self.proj = nn.Linear(config.n_heads * config.head_dim, config.d_model, bias=False)
 
@@ -98,7 +99,10 @@ class CausalSelfAttention(nn.Module):
         B, T, _ = x.shape
         H, K = self.n_heads, self.n_kv_heads
         qkv = self.qkv(x).view(B, T, H + 2 * K, self.head_dim).transpose(1, 2)  # [B, H + 2K, T, d]
-        qk = apply_rope(qkv[:, : H + K], cos.to(qkv.dtype), sin.to(qkv.dtype))  # q and k rotated in one go
+        qk = qkv[:, : H + K]
+        if self.qk_norm:  # bounded scores: no head's softmax can saturate as the weights grow
+            qk = F.rms_norm(qk, (self.head_dim,))
+        qk = apply_rope(qk, cos.to(qkv.dtype), sin.to(qkv.dtype))  # q and k rotated in one go
         q, k = qk.split((H, K), dim=1)
         v = qkv[:, H + K :]
         if kv_cache is not None:

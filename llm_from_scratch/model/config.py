@@ -35,6 +35,9 @@ class ModelConfig:
     rope_scaling: str | None = None
     rope_factor: float = 1.0
     rope_original_context: int | None = None
+    # Speedrun-chapter options, off by default (and then left out of to_dict, so existing checkpoints still load):
+    qk_norm: bool = False  # RMS-normalise each head's queries and keys before RoPE (Dehghani et al. 2023)
+    zero_init_proj: bool = False  # the two projections into the residual stream start at zero
 
     @property
     def head_dim(self) -> int:
@@ -93,7 +96,11 @@ class ModelConfig:
         )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        for name in _OPTIONAL_FIELDS:
+            if not d[name]:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
@@ -110,6 +117,8 @@ class ModelConfig:
     def load(cls, path: str | Path) -> ModelConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
+
+_OPTIONAL_FIELDS = ("qk_norm", "zero_init_proj")
 
 PRESETS: dict[str, ModelConfig] = {
     # Seconds on a CPU: unit tests and CI smoke runs.

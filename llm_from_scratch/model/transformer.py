@@ -83,12 +83,15 @@ class Transformer(nn.Module):
 
     def init_weights(self) -> None:
         """Normal(0, init_std) for every matrix; the two projections that write into the residual stream get
-        ``init_std / sqrt(2 n_layers)`` so that the stream's variance does not grow with depth (GPT-2's scheme);
+        ``init_std / sqrt(2 n_layers)`` so that the stream's variance does not grow with depth (GPT-2's scheme),
+        or zero with ``zero_init_proj`` (every block starts as the identity, as in modded-nanogpt);
         RMSNorm gains start at one."""
         std = self.config.init_std
         for name, p in self.named_parameters():
             if p.dim() < 2:
                 nn.init.ones_(p)
+            elif name.endswith(("attn.proj.weight", "ffn.down.weight")) and self.config.zero_init_proj:
+                nn.init.zeros_(p)
             elif name.endswith(("attn.proj.weight", "ffn.down.weight")):
                 nn.init.normal_(p, 0.0, std / math.sqrt(2 * self.config.n_layers))
             else:
