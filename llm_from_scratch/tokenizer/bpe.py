@@ -15,7 +15,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from llm_from_scratch.tokenizer.pretokenize import compiled, resolve_pattern, special_splitter
+from llm_from_scratch.tokenizer.pretokenize import PATTERNS, compiled, resolve_pattern, special_splitter
+from llm_from_scratch.utils import atomic_path
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>")
 FORMAT = "llm-from-scratch-bpe"
@@ -26,6 +27,7 @@ FORMAT_VERSION = 1
 def count_words(texts: Iterable[str], pattern: str = "gpt4", special_tokens: Iterable[str] = SPECIAL_TOKENS) -> Counter:
     """Unique pre-tokenised words (as UTF-8 bytes) with their counts; special tokens are cut out first, so they are
     never part of a word and can never be merged with the text around them."""
+    check_pattern(pattern)
     regex = compiled(pattern)
     splitter = special_splitter(tuple(special_tokens))
     counts: Counter = Counter()
@@ -153,6 +155,63 @@ def _from_printable(text: str) -> bytes:
     return bytes(_U2B[ch] for ch in text)
 
 
+def read_json_object(path: Path, what: str, fix: str) -> dict:
+    """The JSON object in ``path``; a missing, unreadable, truncated or repeated-key file is one error naming it."""
+
+    def no_repeats(pairs: list) -> dict:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            repeated = next(k for k in keys if keys.count(k) > 1)
+            raise ValueError(f"{path}: key {repeated!r} appears twice; the file was edited or assembled wrongly")
+        return dict(pairs)
+
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist; {fix}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_repeats)
+    except PermissionError:
+        raise PermissionError(f"{what} {path} cannot be read (permission denied); fix its permissions") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text, so not a {what}; {fix}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: truncated or invalid JSON ({err.msg} at line {err.lineno}); {fix}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a JSON object was expected, not a {type(data).__name__}; {fix}")
+    return data
+
+
+def _int_ids(table: dict, where: str | Path, field: str) -> dict[str, int]:
+    bad = [(t, i) for t, i in table.items() if not isinstance(i, int) or isinstance(i, bool) or i < 0]
+    if bad:
+        raise ValueError(f"{where}: {field} entry {bad[0][0]!r} has id {bad[0][1]!r}, not a non-negative integer")
+    return dict(table)
+
+
+_PATTERN_PROBE = "Hello, world! It's 2024:\n\tnaïve café — 3.14159 x\r\n  <tag> ünïcödé 日本語 done.  "
+
+
+def check_pattern(pattern: str, where: str = "tokenizer") -> None:
+    """A pre-tokenisation pattern must be a known name or a regex that cuts text into pieces covering all of it.
+
+    A bare word that is not a known name (``"gpt5"``) is a typo, not a regex: taken literally it matches only
+    itself, and encoding would silently drop every other character (45 KB of text became 40 tokens)."""
+    import regex
+
+    if pattern in PATTERNS:
+        return
+    if regex.fullmatch(r"[A-Za-z0-9_.-]+", pattern):
+        raise ValueError(f"{where}: unknown pattern name {pattern!r}; use one of {sorted(PATTERNS)} or a regex")
+    try:
+        pieces = compiled(pattern).findall(_PATTERN_PROBE)
+    except regex.error as err:
+        raise ValueError(f"{where}: pattern {pattern!r} is not a valid regular expression ({err})") from None
+    if not all(isinstance(p, str) for p in pieces) or "".join(pieces) != _PATTERN_PROBE:
+        raise ValueError(
+            f"{where}: pattern {pattern!r} does not cover all of the text (characters it does not match would be "
+            f"dropped); use one of {sorted(PATTERNS)} or a regex whose matches add up to the text"
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------- tokenizer
 class BPETokenizer:
     """A byte-level BPE tokenizer: ``encode(str) -> list[int]``, ``decode(list[int]) -> str``.
@@ -172,6 +231,7 @@ class BPETokenizer:
         self.merges = list(merges)
         self.special_tokens = dict(special_tokens)
         self.pattern = pattern
+        check_pattern(pattern)
         self._regex = compiled(pattern)
         self._splitter = special_splitter(tuple(self.special_tokens))
         ids_of = {tok: i for i, tok in self.vocab.items() if i not in self.special_tokens.values()}
@@ -316,24 +376,28 @@ class BPETokenizer:
             },
             "merges": [f"{_to_printable(self.vocab[a])} {_to_printable(self.vocab[b])}" for a, b in self.merges],
         }
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
+        with atomic_path(path) as tmp:  # a killed or failing writer leaves the previous tokenizer, or none
+            tmp.write_text(json.dumps(data, ensure_ascii=False, indent=0), encoding="utf-8")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
+        """Read the JSON format written by :meth:`save`, checked field by field: a file that is truncated, lacks a
+        field, names an unknown pattern, has a merge of unknown tokens or two tokens with one id is one
+        ``ValueError`` that names the file and what is wrong (never a ``KeyError`` from deep inside)."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"tokenizer file {path} does not exist; train one with `llm-from-scratch tokenize train`"
-            )
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_object(path, "tokenizer file", "train one with `llm-from-scratch tokenize train`")
         if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
             raise ValueError(
                 f"{path}: format {data.get('format')!r} version {data.get('version')!r} is not "
                 f"{FORMAT!r} version {FORMAT_VERSION}; retrain the tokenizer with this version of the package"
             )
-        specials = {s: int(i) for s, i in data["special_tokens"].items()}
-        return cls._from_tables(data["vocab"], data["merges"], specials, data["pattern"])
+        for key, kind in (("pattern", str), ("special_tokens", dict), ("vocab", dict), ("merges", list)):
+            if not isinstance(data.get(key), kind):
+                found = "missing" if key not in data else f"a {type(data[key]).__name__}"
+                raise ValueError(f"{path}: field {key!r} is {found}, expected a {kind.__name__}; retrain the tokenizer")
+        specials = _int_ids(data["special_tokens"], path, "special_tokens")
+        return cls._from_tables(data["vocab"], data["merges"], specials, data["pattern"], where=str(path))
 
     def save_gpt2(self, directory: str | Path) -> tuple[Path, Path]:
         """Write ``vocab.json`` and ``merges.txt`` as GPT-2 and Hugging Face ``tokenizers`` read them."""
@@ -361,13 +425,48 @@ class BPETokenizer:
         return cls._from_tables(vocab, merges, specials, pattern)
 
     @classmethod
-    def _from_tables(cls, vocab: dict[str, int], merges: list[str], specials: dict[str, int], pattern: str):
-        table = {int(i): (t.encode() if t in specials else _from_printable(t)) for t, i in vocab.items()}
+    def _from_tables(
+        cls, vocab: dict[str, int], merges: list[str], specials: dict[str, int], pattern: str, where: str = "tokenizer"
+    ) -> BPETokenizer:
+        check_pattern(pattern, where)  # before the tables: a wrong pattern is the likelier mistake to report
+        vocab = _int_ids(vocab, where, "vocab")
+        by_id: dict[int, str] = {}
+        for token, i in vocab.items():
+            if i in by_id:
+                raise ValueError(f"{where}: id {i} is given to two tokens, {by_id[i]!r} and {token!r}")
+            by_id[i] = token
+        for s, i in specials.items():
+            if vocab.get(s, i) != i or by_id.get(i, s) != s:
+                raise ValueError(f"{where}: special token {s!r} has id {i}, but the vocabulary gives that id otherwise")
+        table: dict[int, bytes] = {}
+        for t, i in vocab.items():
+            if t in specials:
+                table[i] = t.encode()
+                continue
+            try:
+                table[i] = _from_printable(t)
+            except KeyError:
+                raise ValueError(f"{where}: vocabulary entry {t!r} is not a byte-level token string") from None
+        table.update({i: s.encode() for s, i in specials.items()})
         ids_of = {b: i for i, b in table.items() if i not in specials.values()}
+        missing = [b for b in range(256) if bytes([b]) not in ids_of]
+        if missing:
+            raise ValueError(
+                f"{where}: the vocabulary lacks {len(missing)} of the 256 single bytes (e.g. {missing[0]})"
+            )
         pairs = []
-        for line in merges:
-            left, right = line.split(" ")
-            pairs.append((ids_of[_from_printable(left)], ids_of[_from_printable(right)]))
+        for k, line in enumerate(merges):
+            parts = line.split(" ") if isinstance(line, str) else []
+            try:
+                left, right = (_from_printable(p) for p in parts) if len(parts) == 2 else (None, None)
+            except KeyError:
+                left = right = None
+            if left not in ids_of or right not in ids_of or left + right not in ids_of:
+                raise ValueError(
+                    f"{where}: merge #{k} {line!r} joins tokens that are not in the vocabulary (or makes one that is "
+                    "not); the merges and the vocabulary come from different tokenizers"
+                )
+            pairs.append((ids_of[left], ids_of[right]))
         return cls(table, pairs, specials, pattern)
 
     def __repr__(self) -> str:

@@ -13,11 +13,19 @@ offset bytes field
 32     4     vocabulary size (uint32)
 36     4     end-of-text id (uint32), which starts every document
 40     16    tokenizer fingerprint (16 ASCII hex digits)
-56     200   zeros (room for later fields; the tokens start at byte 256, an aligned offset)
+56     4     checksum kind (uint32): 1 = SHA-256 of the token bytes; 0 = none (shards written before it existed)
+60     4     zeros
+64     32    the checksum (SHA-256 digest of bytes 256 to the end)
+96     160   zeros (room for later fields; the tokens start at byte 256, an aligned offset)
 256    ...   the tokens
 ====== ===== ==========================================================================
 
 ``np.memmap(path, dtype=np.uint16, mode="r", offset=256)`` reads the tokens as nanoGPT reads its ``.bin`` files.
+
+The checksum lives in bytes the first layout reserved (so the version stays 1 and older shards still read):
+:func:`open_shard` recomputes it, and checks that every id is inside the vocabulary, before the tokens are used.
+Flipped bytes that stay inside the vocabulary would otherwise train silently on garbage, and ids outside it would
+fail deep inside the embedding lookup.
 """
 
 from __future__ import annotations
@@ -37,7 +45,9 @@ from llm_from_scratch.utils import atomic_path
 MAGIC = b"LFSTOKS\0"
 VERSION = 1
 HEADER_BYTES = 256
-_HEADER = struct.Struct("<8sIIQQII16s200x")
+_HEADER = struct.Struct("<8sIIQQII16sI4x32s160x")
+CHECKSUM_SHA256 = 1
+_CHUNK = 1 << 24  # tokens per read when verifying: bounded memory for shards of any size
 assert _HEADER.size == HEADER_BYTES
 
 
@@ -50,6 +60,8 @@ class ShardHeader:
     vocab_size: int
     eot_id: int
     fingerprint: str
+    checksum_kind: int = 0
+    checksum: bytes = b""
 
     @property
     def dtype(self) -> np.dtype:
@@ -67,12 +79,13 @@ def write_shard(path: str | Path, tokens: np.ndarray, vocab_size: int, eot_id: i
     tokens = np.asarray(tokens)
     if tokens.size and int(tokens.max()) >= vocab_size:
         raise ValueError(f"{path}: token id {int(tokens.max())} does not fit a vocabulary of {vocab_size}")
-    header = _HEADER.pack(
-        MAGIC, VERSION, dtype.itemsize, tokens.size, n_docs, vocab_size, eot_id, fingerprint.encode().ljust(16)[:16]
-    )
+    data = tokens.astype(dtype.newbyteorder("<"), copy=False).tobytes()
+    fp = fingerprint.encode().ljust(16)[:16]
+    digest = hashlib.sha256(data).digest()
+    header = _HEADER.pack(MAGIC, VERSION, dtype.itemsize, tokens.size, n_docs, vocab_size, eot_id, fp, 1, digest)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(header)
-        f.write(tokens.astype(dtype.newbyteorder("<"), copy=False).tobytes())
+        f.write(data)
     return Path(path)
 
 
@@ -85,11 +98,14 @@ def read_header(path: str | Path) -> ShardHeader:
     if size < HEADER_BYTES:
         raise ValueError(f"{path}: truncated shard, {size} bytes is shorter than the {HEADER_BYTES}-byte header")
     with open(path, "rb") as f:
-        magic, version, itemsize, n_tokens, n_docs, vocab_size, eot_id, fp = _HEADER.unpack(f.read(HEADER_BYTES))
+        fields = _HEADER.unpack(f.read(HEADER_BYTES))
+    magic, version, itemsize, n_tokens, n_docs, vocab_size, eot_id, fp, kind, digest = fields
     if magic != MAGIC:
         raise ValueError(f"{path}: not a token shard (magic {magic!r}, expected {MAGIC!r})")
     if version != VERSION:
         raise ValueError(f"{path}: shard format version {version}, this package reads version {VERSION}; rebuild it")
+    if kind not in (0, CHECKSUM_SHA256):
+        raise ValueError(f"{path}: corrupt header, unknown checksum kind {kind}; rebuild the shard")
     if itemsize not in (2, 4):
         raise ValueError(f"{path}: corrupt header, {itemsize} bytes per token (expected 2 or 4)")
     expected = HEADER_BYTES + n_tokens * itemsize
@@ -98,14 +114,40 @@ def read_header(path: str | Path) -> ShardHeader:
             f"{path}: truncated or corrupt shard, header announces {n_tokens} tokens ({expected} bytes) "
             f"but the file has {size} bytes; rebuild it"
         )
-    return ShardHeader(version, itemsize, n_tokens, n_docs, vocab_size, eot_id, fp.decode().strip())
+    try:
+        fingerprint = fp.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: corrupt header, the tokenizer fingerprint is not ASCII; rebuild it") from None
+    return ShardHeader(version, itemsize, n_tokens, n_docs, vocab_size, eot_id, fingerprint, kind, digest)
+
+
+def verify_tokens(path: str | Path, header: ShardHeader, tokens: np.ndarray) -> None:
+    """Recompute the checksum of ``tokens`` and check every id is below the vocabulary size, in bounded chunks;
+    one ``ValueError`` naming the file otherwise. Shards without a checksum (kind 0) get the range check only."""
+    h = hashlib.sha256()
+    for start in range(0, len(tokens), _CHUNK):
+        chunk = np.asarray(tokens[start : start + _CHUNK])
+        if header.checksum_kind == CHECKSUM_SHA256:
+            h.update(chunk.tobytes())
+        if chunk.size and int(chunk.max()) >= header.vocab_size:
+            at = start + int(np.argmax(chunk >= header.vocab_size))
+            raise ValueError(
+                f"{path}: token id {int(tokens[at])} at position {at} is outside the vocabulary of "
+                f"{header.vocab_size}; the shard is corrupt, rebuild it"
+            )
+    if header.checksum_kind == CHECKSUM_SHA256 and h.digest() != header.checksum:
+        raise ValueError(
+            f"{path}: the SHA-256 of the tokens does not match the header (the file was damaged after it was "
+            "written); rebuild the shards"
+        )
 
 
 def open_shard(
-    path: str | Path, fingerprint: str | None = None, vocab_size: int | None = None
+    path: str | Path, fingerprint: str | None = None, vocab_size: int | None = None, verify: bool = True
 ) -> tuple[ShardHeader, np.memmap]:
     """Header and read-only memory map of the tokens; checks the tokenizer when ``fingerprint`` / ``vocab_size``
-    are given (the tokenizer that will decode, or the model that will embed, these ids)."""
+    are given (the tokenizer that will decode, or the model that will embed, these ids), and with ``verify`` the
+    checksum and the id range (one pass over the file)."""
     header = read_header(path)
     if fingerprint is not None and header.fingerprint != fingerprint:
         raise ValueError(
@@ -115,6 +157,8 @@ def open_shard(
     if vocab_size is not None and header.vocab_size != vocab_size:
         raise ValueError(f"{path}: vocabulary size {header.vocab_size} does not match the expected {vocab_size}")
     tokens = np.memmap(path, dtype=header.dtype, mode="r", offset=HEADER_BYTES, shape=(header.n_tokens,))
+    if verify:
+        verify_tokens(path, header, tokens)
     return header, tokens
 
 
@@ -178,7 +222,14 @@ class ShardSet:
         manifest = directory / "shards.json"
         if not manifest.exists():
             raise FileNotFoundError(f"{manifest} does not exist: the shards were never built or the build was cut off")
-        meta = json.loads(manifest.read_text())
+        try:
+            meta = json.loads(manifest.read_text())
+            fields = [meta[k] for k in ("train", "val", "vocab_size", "eot_id", "fingerprint")]
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{manifest}: truncated or invalid JSON ({err.msg}); rebuild the shards") from None
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"{manifest}: field {err} is missing; rebuild the shards") from None
+        del fields
         return cls(
             directory,
             [directory / p for p in meta["train"]],

@@ -1,6 +1,8 @@
 """Byte-level BPE: the published merge example, equality with a naive trainer, round trips, files, HF parity."""
 
 import itertools
+import json
+import re
 from collections import Counter
 
 import pytest
@@ -156,3 +158,51 @@ def test_truncated_equals_a_shorter_training_run(plays):
     cut = long.truncated(350)
     assert cut.merges == short.merges and cut.fingerprint == short.fingerprint
     assert cut.encode(plays[1][:3000]) == short.encode(plays[1][:3000])
+
+
+def _saved(tmp_path, small_bpe) -> tuple:
+    path = small_bpe.save(tmp_path / "tok.json")
+    return path, json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda d: d.update(pattern="gpt5"), r"unknown pattern name 'gpt5'"),
+        (lambda d: d.update(pattern=r"\p{L}+"), "does not cover all of the text"),
+        (lambda d: d.update(pattern="(unclosed"), "not a valid regular expression|does not cover"),
+        (lambda d: d.pop("merges"), "field 'merges' is missing"),
+        (lambda d: d.update(merges=[*d["merges"][:3], "Ġzz qq"]), r"merge #3 'Ġzz qq' joins tokens that are not"),
+        (lambda d: d["vocab"].update({"Ġzzzq": 300}), "id 300 is given to two tokens"),
+        (lambda d: d["vocab"].update({"x": -1}), "has id -1, not a non-negative integer"),
+        (lambda d: d.update(special_tokens={"<|endoftext|>": "zero"}), "has id 'zero'"),
+    ],
+)
+def test_bad_tokenizer_json_is_one_error_naming_the_file(tmp_path, small_bpe, edit, message):
+    path, data = _saved(tmp_path, small_bpe)
+    edit(data)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: .*({message})"):
+        BPETokenizer.load(path)
+
+
+def test_truncated_or_repeated_key_tokenizer_json_names_the_file(tmp_path, small_bpe):
+    path, _ = _saved(tmp_path, small_bpe)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) // 2], encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: truncated or invalid JSON"):
+        BPETokenizer.load(path)
+    path.write_text('{"format": "a", "format": "b"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="key 'format' appears twice"):
+        BPETokenizer.load(path)
+
+
+def test_training_with_an_unknown_pattern_name_is_refused(plays):
+    with pytest.raises(ValueError, match="unknown pattern name 'gtp4'"):
+        train_tokenizer(plays[:1], 300, pattern="gtp4")
+
+
+def test_save_creates_the_folder_and_writes_atomically(tmp_path, small_bpe):
+    path = small_bpe.save(tmp_path / "new" / "dir" / "tok.json")
+    assert BPETokenizer.load(path).fingerprint == small_bpe.fingerprint
+    assert sorted(p.name for p in path.parent.iterdir()) == ["tok.json"]

@@ -135,3 +135,37 @@ def test_stream_and_bytes_per_token(shard_dirs):
     n_tokens = shards.n_tokens("train") + shards.n_tokens("val")
     pooled = shards.bytes_per_token("train") * shards.n_tokens("train") + shards.bytes_per_token("val") * val.size
     assert abs(pooled - total_bytes) < 1e-6 * total_bytes and 1 < total_bytes / n_tokens < 6
+
+
+def test_checksum_recorded_and_flipped_tokens_inside_the_vocab_are_caught(shard):
+    header = read_header(shard)
+    assert header.checksum_kind == 1 and len(header.checksum) == 32
+    corrupt(shard, HEADER_BYTES + 2 * 500, (7).to_bytes(2, "little"))  # id 500 -> 7: still a valid id
+    with pytest.raises(ValueError, match=r"s\.bin: the SHA-256 of the tokens does not match"):
+        open_shard(shard)
+    _, tokens = open_shard(shard, verify=False)  # the raw view stays available for inspection
+    assert tokens[500] == 7
+
+
+def test_ids_outside_the_vocab_are_rejected_on_load_with_the_file(shard):
+    corrupt(shard, HEADER_BYTES + 2 * 10, (60_000).to_bytes(2, "little"))
+    with pytest.raises(ValueError, match=r"s\.bin: token id 60000 at position 10 is outside the vocabulary of 600"):
+        open_shard(shard)
+
+
+def test_shard_without_a_checksum_still_reads_and_is_range_checked(shard):
+    corrupt(shard, 56, bytes(40))  # as written before the checksum existed: kind 0, zeros
+    assert open_shard(shard)[1].tolist() == (np.arange(1000) % 600).tolist()
+    corrupt(shard, HEADER_BYTES, (65_000).to_bytes(2, "little"))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        open_shard(shard)
+
+
+def test_damaged_shard_set_manifest_is_one_error(shard_dirs, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(shard_dirs[1].directory, tmp_path / "copy")  # the fixture is shared: damage a copy
+    manifest = copy / "shards.json"
+    manifest.write_text(manifest.read_text()[:40])
+    with pytest.raises(ValueError, match=r"shards\.json: truncated or invalid JSON"):
+        ShardSet.load(copy)
