@@ -11,6 +11,8 @@ import html
 import re
 import unicodedata
 
+from llm_from_scratch.data.html import html_to_text
+
 # --------------------------------------------------------------------------------------------------------------
 # Normalisation
 # --------------------------------------------------------------------------------------------------------------
@@ -126,17 +128,9 @@ def strip_wikitext(text: str) -> str:
     return html.unescape(text)
 
 
-_HTML_DROP = re.compile(r"<(script|style|noscript|head|nav|footer|svg)\b[^>]*>.*?</\1\s*>", re.S | re.I)
-_HTML_BLOCK = re.compile(r"</?(p|div|br|li|ul|ol|h[1-6]|tr|table|section|article|header|blockquote)\b[^>]*>", re.I)
-
-
 def strip_html(text: str) -> str:
-    """Visible text of an HTML page: scripts, styles and navigation dropped, block tags turned into line breaks."""
-    text = _WIKI_COMMENT.sub("", text)
-    text = _HTML_DROP.sub(" ", text)
-    text = _HTML_BLOCK.sub("\n", text)
-    text = _HTML_TAG.sub("", text)
-    return html.unescape(text)
+    """Visible text of an HTML page, paragraphs kept (see :func:`llm_from_scratch.data.html.html_to_text`)."""
+    return html_to_text(text)
 
 
 _HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:")

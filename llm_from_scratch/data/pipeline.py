@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,9 @@ import numpy as np
 
 from llm_from_scratch.data import filters
 from llm_from_scratch.data.dedup import MinHasher, ShingleHasher, StreamingNearDedup, exact_key
+from llm_from_scratch.data.linededup import LineDeduper
 from llm_from_scratch.data.normalize import extract
+from llm_from_scratch.data.pii import mask_pii
 from llm_from_scratch.data.sources import Document
 
 
@@ -30,7 +33,11 @@ class PipelineConfig:
 
     max_doc_bytes: int = 2_000_000  # larger documents are rejected before any rule looks at them
     max_invalid_frac: float = 0.01  # reject text with more than 1 % replaced (undecodable) bytes
+    max_control_frac: float = 0.01  # more control characters than this: binary data, not text
     verse_sources: tuple[str, ...] = ("shakespeare",)  # line breaks are verse, not sentences: no C4/FineWeb
+    langid: str = "ours"  # "ours" (char n-gram naive Bayes), "reference" (py3langid), "off"
+    languages: tuple[str, ...] = ("en",)  # keep documents identified as one of these
+    langid_threshold: float = 0.65  # and only when that language's probability reaches this (FineWeb: 0.65)
     toxicity: str = "ours"  # "ours" (hashed n-gram logistic regression), "reference" (alt-profanity-check), "off"
     toxicity_threshold: float = 0.9  # per segment (<= 16 words): high precision, the reference is noisy near 0.5
     max_toxic_frac: float = 0.05  # reject a document with a larger fraction of flagged segments
@@ -39,11 +46,16 @@ class PipelineConfig:
     bands: int = 20
     rows: int = 6
     near_dup_threshold: float = 0.8
+    line_dedup: bool = True  # CCNet-style removal of lines seen in earlier documents
+    line_dedup_min_chars: int = 40  # shorter lines repeat legitimately
+    line_dedup_max_hashes: int = 1 << 20  # per generation (two are kept): bounds the memory
+    line_dedup_min_words: int = 50  # a document left with fewer words (Gopher's minimum) is rejected
     seed: int = 1
 
 
 STAGES = (
     "extract",
+    "langid",
     "boilerplate",
     "c4",
     "gopher_quality",
@@ -53,6 +65,7 @@ STAGES = (
     "pii",
     "exact_dedup",
     "near_dedup",
+    "line_dedup",
 )
 
 
@@ -87,6 +100,9 @@ class Rejection:
     text: str  # the first characters, for inspection
 
 
+_BINARY = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters that text never has (not tab, newline, form feed)
+
+
 def _nbytes(text: str) -> int:
     return len(text.encode("utf-8", errors="surrogatepass"))
 
@@ -106,6 +122,7 @@ class DocumentStages:
         self.c4 = filters.C4Filter()
         self.fineweb = filters.FineWebFilter()
         self.scorer = scorer if scorer is not None else _make_scorer(config.toxicity)
+        self.identify = _make_identifier(config.langid)
         self.hasher = ShingleHasher(config.shingle_n)
         self.minhasher = MinHasher(config.num_perm, config.seed)
 
@@ -133,6 +150,8 @@ class DocumentStages:
             reason = "extract:too_large"
         elif doc.invalid_bytes > cfg.max_invalid_frac * max(len(text), 1):
             reason = "extract:invalid_utf8"
+        elif len(_BINARY.findall(text[:100_000])) > cfg.max_control_frac * min(len(text), 100_000):
+            reason = "extract:binary"
         else:
             new = extract(text, doc.format)
             if not new:
@@ -143,6 +162,7 @@ class DocumentStages:
 
         keep = lambda t: (t, None, {})  # noqa: E731 (a stage that does nothing for this source)
         pipeline: list[tuple[str, Callable[[str], tuple[str, str | None, dict]]]] = [
+            ("langid", self._langid),
             ("boilerplate", self._boilerplate),
             ("c4", keep if verse else self._c4),
             ("gopher_quality", lambda t: (t, self.gopher_quality(t), {})),
@@ -177,8 +197,16 @@ class DocumentStages:
         frac = flagged_fraction(text, self.scorer, self.config.toxicity_threshold)
         return text, "toxicity:profanity" if frac > self.config.max_toxic_frac else None, {}
 
+    def _langid(self, text: str) -> tuple[str, str | None, dict]:
+        if self.identify is None:
+            return text, None, {}
+        lang, prob = self.identify(text)
+        if lang not in self.config.languages:
+            return text, f"langid:{lang}", {}
+        return text, None if prob >= self.config.langid_threshold else "langid:low_confidence", {}
+
     def _pii(self, text: str) -> tuple[str, str | None, dict]:
-        text, counts = filters.mask_pii(text)
+        text, counts = mask_pii(text)
         return text, None, counts
 
     def signatures(self, texts: list[str]) -> tuple[list[bytes], np.ndarray]:
@@ -200,6 +228,20 @@ def _make_scorer(backend: str) -> Callable | None:
 
         return toxicity_model().predict_proba
     raise ValueError(f"toxicity backend must be 'ours', 'reference' or 'off', not {backend!r}")
+
+
+def _make_identifier(backend: str) -> Callable[[str], tuple[str, float]] | None:
+    if backend == "off":
+        return None
+    if backend == "reference":
+        from llm_from_scratch.data.langid import reference_predict
+
+        return reference_predict
+    if backend == "ours":
+        from llm_from_scratch.data.langid import langid_model
+
+        return langid_model().predict
+    raise ValueError(f"langid backend must be 'ours', 'reference' or 'off', not {backend!r}")
 
 
 def _new_stats() -> dict[str, StageStats]:
@@ -303,6 +345,7 @@ def run_pipeline(
     stats = _new_stats()
     near = StreamingNearDedup(config.near_dup_threshold, config.bands, config.rows)
     seen: set[bytes] = set()
+    lines = LineDeduper(config.line_dedup_min_chars, config.line_dedup_max_hashes) if config.line_dedup else None
     kept_n = rejected_n = bytes_in = 0
     out_f = open(output, "w", encoding="utf-8") if output else None  # noqa: SIM115 (closed in finally)
     rej_f = open(rejected_output, "w", encoding="utf-8") if rejected_output else None  # noqa: SIM115
@@ -327,16 +370,22 @@ def run_pipeline(
             write_rejection(r)
         for doc, key, sig in zip(kept, keys, sigs, strict=True):
             nbytes = _nbytes(doc.text)
-            for stage, reason in (
-                ("exact_dedup", "exact_dedup:duplicate" if key in seen else None),
-                ("near_dedup", None),
-            ):
+            text = doc.text
+            for stage in ("exact_dedup", "near_dedup", "line_dedup"):
                 st = stats[stage]
                 st.docs_in += 1
                 st.bytes_in += nbytes
-                if stage == "near_dedup":
-                    match = near.add(sig)
-                    reason = "near_dedup:near_duplicate" if match is not None else None
+                reason = None
+                if stage == "exact_dedup":
+                    reason = "exact_dedup:duplicate" if key in seen else None
+                elif stage == "near_dedup":
+                    reason = "near_dedup:near_duplicate" if near.add(sig) is not None else None
+                elif lines is not None:
+                    text, removed = lines(text)
+                    st.counters["lines_removed"] += removed
+                    if removed and len(text.split()) < config.line_dedup_min_words:
+                        reason = "line_dedup:too_short"
+                    nbytes = _nbytes(text)
                 if reason:
                     st.reasons[reason] += 1
                     write_rejection(Rejection(doc.id, doc.source, stage, reason, doc.text[:500]))
@@ -347,6 +396,7 @@ def run_pipeline(
                     seen.add(key)
             else:
                 kept_n += 1
+                doc = replace(doc, text=text)
                 if out_f:
                     out_f.write(json.dumps({"id": doc.id, "source": doc.source, "text": doc.text}) + "\n")
                 if on_kept:
@@ -369,6 +419,7 @@ def run_pipeline(
                 consume(_process_batch(batch, local))
         else:
             # The toxicity model is built (or loaded) once here, so workers only load it from the cache.
+            _make_identifier(config.langid)  # fails here, once, if the reference is not installed
             if config.toxicity == "ours":
                 from llm_from_scratch.data.toxicity import toxicity_model
 

@@ -94,7 +94,7 @@ def test_gopher_repetition_ngrams():
 
 def test_c4_lines_and_page_rules():
     c4 = C4Filter()
-    text = "\n".join(
+    text = "\n\n".join(  # C4's lines are rendered paragraphs: here, blank-line separated
         [
             "This line ends properly.",
             "This one does not",
@@ -106,7 +106,7 @@ def test_c4_lines_and_page_rules():
         ]
     )
     kept, removed = c4.clean_lines(text)
-    assert kept.split("\n") == [
+    assert kept.split("\n\n") == [
         "This line ends properly.",
         "Another good sentence here!",
         'He said "a third full sentence."',

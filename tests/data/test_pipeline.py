@@ -55,8 +55,10 @@ def test_verse_sources_skip_line_rules_but_not_gopher():
     verse = extract(play.text, play.format)[:6000]
     out, _ = stages.run(Document("x", "shakespeare", verse), stats)
     assert out is not None and out.text == verse
-    out, _rej = stages.run(Document("y", "web", verse), stats)  # as web text, C4 drops every unpunctuated line
-    assert len(out.text) < 0.5 * len(verse) and "THESEUS:" not in out.text
+    # As web text, C4 judges paragraphs: the verse survives, but its line breaks are unwrapped like prose.
+    out, _rej = stages.run(Document("y", "web", verse), stats)
+    assert len(out.text) > 0.8 * len(verse)
+    assert "\nNow, fair Hippolyta" in verse and "THESEUS: Now, fair Hippolyta, our nuptial hour Draws" in out.text
 
 
 def _random_documents(n: int, seed: int = 0):
