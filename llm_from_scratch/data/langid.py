@@ -157,21 +157,21 @@ def langid_model() -> NaiveBayesLangID:
     return NaiveBayesLangID.fit([t for _, t in train], [lang for lang, _ in train])
 
 
-@functools.lru_cache(maxsize=1)
-def _reference_identifier():
+@functools.lru_cache(maxsize=8)
+def _reference_identifier(languages: tuple[str, ...] | None):
     try:
         from py3langid.langid import MODEL_FILE, LanguageIdentifier
     except ImportError as err:
         raise RuntimeError("the reference language ID is py3langid; install it with: pip install py3langid") from err
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages(list(languages) if languages else None)
+    return ident
 
 
 def reference_predict(text: str, languages: tuple[str, ...] | None = None) -> tuple[str, float]:
     """langid.py's packaged model (py3langid; 97 languages): (language, normalised probability). ``languages``
     restricts it to a label set, so it can be compared with ours on the same classes."""
-    ident = _reference_identifier()
-    ident.set_languages(list(languages) if languages else None)
-    lang, prob = ident.classify(text[:2000])
+    lang, prob = _reference_identifier(languages).classify(text[:2000])
     return lang, float(prob)
 
 

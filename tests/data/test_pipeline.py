@@ -87,3 +87,26 @@ def test_random_bytes_never_crash_and_every_stage_conserves_documents():
     assert res.stats["extract"].docs_in == 10_002
     assert res.stats["extract"].reasons["extract:too_large"] == 1
     assert res.stats["extract"].counters["invalid_bytes"] > 0
+
+
+def test_bad_html_inputs_are_counted_rejections(tmp_path):
+    """Malformed and hostile HTML: an unclosed page, binary data with an HTML extension, a page that is empty
+    after extraction, deeply nested divs. Nothing raises, nothing is lost: every document is kept or rejected
+    with a reason."""
+    news = list(news_articles())[:3]
+    rng = np.random.default_rng(0)
+    binary, invalid = decode_bytes(bytes(rng.integers(0, 128, 20_000, dtype=np.uint8)))  # valid UTF-8, not text
+    docs = [
+        Document("unclosed", "web", "<html><body><p>" + news[0].text.replace(". ", ".<p>"), "html"),
+        Document("binary", "web", binary, "html", invalid),
+        Document("empty", "web", "<!DOCTYPE html><html><head><script>x()</script></head><body></body></html>", "html"),
+        Document("nested", "web", "<div>" * 50_000 + "<p>" + news[1].text + "</p>" + "</div>" * 50_000, "html"),
+    ]
+    rejected = tmp_path / "rejected.jsonl"
+    result = run_pipeline(docs, CONFIG, rejected_output=rejected)
+    _check_conservation(result)
+    reasons = {json.loads(line)["id"]: json.loads(line)["reason"] for line in rejected.read_text().splitlines()}
+    assert reasons["binary"] == "extract:binary"
+    assert reasons["empty"] == "extract:empty"
+    assert "unclosed" not in reasons and "nested" not in reasons
+    assert result.kept == 2
