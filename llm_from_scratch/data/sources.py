@@ -12,10 +12,11 @@ import importlib.metadata
 import importlib.util
 import io
 import json
+import os
 import pickle
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -187,18 +188,26 @@ def read_text_folder(root: str | Path, pattern: str = "*.txt") -> Iterator[Docum
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory; pass a folder of text files")
     for path in sorted(p for p in root.rglob(pattern) if p.is_file()):
-        with open_binary(path) as f:
-            text, invalid = decode_bytes(f.read())
-        yield Document(id=str(path.relative_to(root)), source=root.name, text=text, invalid_bytes=invalid)
+        yield from _read_text(path, str(path.relative_to(root)), root.name)
 
 
-def read_jsonl(path: str | Path, text_key: str = "text", source: str | None = None) -> Iterator[Document]:
+def _read_text(path: Path, doc_id: str, source: str) -> Iterator[Document]:
+    with open_binary(path) as f:
+        text, invalid = decode_bytes(f.read())  # whole file first: a truncated .gz yields nothing, not half
+    yield Document(id=doc_id, source=source, text=text, invalid_bytes=invalid)
+
+
+def read_jsonl(
+    path: str | Path, text_key: str = "text", source: str | None = None, prefix: str = ""
+) -> Iterator[Document]:
     """Documents from a JSONL file (optionally gzipped), one ``{"text": ...}`` object per line.
 
     Lines that are not valid JSON objects with a string ``text_key`` become empty documents (so the pipeline
-    counts and rejects them) rather than stopping a long run.
+    counts and rejects them) rather than stopping a long run. A gzip stream that ends early raises ``EOFError``
+    after the last complete line: the cut line is never yielded.
     """
     path = Path(path)
+    prefix = prefix or path.name
     with open_binary(path) as f:
         for i, raw in enumerate(f):
             line, invalid = decode_bytes(raw)
@@ -208,24 +217,38 @@ def read_jsonl(path: str | Path, text_key: str = "text", source: str | None = No
                 doc_id = str(obj.get("id", i)) if isinstance(obj, dict) else str(i)
             except json.JSONDecodeError:
                 text, doc_id = "", str(i)
-            yield Document(id=f"{path.name}/{doc_id}", source=source or path.name, text=text, invalid_bytes=invalid)
+            yield Document(id=f"{prefix}/{doc_id}", source=source or path.name, text=text, invalid_bytes=invalid)
+
+
+class TruncatedRecordError(ValueError):
+    """A WARC/WET record whose content ends before its declared ``Content-Length`` (a cut-off download)."""
 
 
 def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Document]:
     """Documents from a Common Crawl WARC or WET file (gzipped or not) via ``warcio``.
 
     WET ``conversion`` records already hold extracted plain text; WARC ``response`` records with an HTML
-    content type are yielded as ``format="html"`` so the extractor strips the markup.
+    content type are yielded as ``format="html"`` so the extractor strips the markup. A record cut off before its
+    ``Content-Length`` (a truncated download) is never yielded as a partial document: it raises
+    :class:`TruncatedRecordError` naming the file and the record, after the complete records before it.
     """
     from warcio.archiveiterator import ArchiveIterator
 
     with open(path, "rb") as f:
         for record in ArchiveIterator(f):
             kind = record.rec_type
+            uri = record.rec_headers.get_header("WARC-Target-URI") or record.rec_headers.get_header("WARC-Record-ID")
+            content = record.content_stream().read()
+            # warcio stops quietly at the end of the data: a record without a length, or with bytes still owed by
+            # its length-limited stream, was cut off
+            if record.length is None or getattr(record.raw_stream, "limit", 0) > 0:
+                raise TruncatedRecordError(
+                    f"{path}: WARC record {uri or '(no id)'} is truncated ({len(content)} bytes of content, "
+                    f"Content-Length {record.length}); the file was cut off, download it again"
+                )
             if kind not in ("conversion", "response"):
                 continue
-            uri = record.rec_headers.get_header("WARC-Target-URI") or record.rec_headers.get_header("WARC-Record-ID")
-            text, invalid = decode_bytes(record.content_stream().read())
+            text, invalid = decode_bytes(content)
             fmt = "text"
             if kind == "response":
                 ctype = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
@@ -236,21 +259,182 @@ def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Documen
 
 
 def read_path(path: str | Path) -> Iterator[Document]:
-    """Pick a reader from the path: a folder, ``*.jsonl[.gz]``, ``*.warc[.gz]``/``*.wet[.gz]``, else plain text."""
+    """Pick a reader from the path: a folder (every supported file in it, see :func:`read_inputs`),
+    ``*.jsonl[.gz]``, ``*.warc[.gz]``/``*.wet[.gz]``, else plain text. A damaged file stops with one error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input {path} does not exist")
     if path.is_dir():
-        return read_text_folder(path)
+        return read_inputs([path], on_error="stop")[0]
+    kind = input_kind(path) or "text"
+    return _READERS[kind](path, path.name, path.name)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The inputs a user names: files and folders, with a report of what could not be read
+# --------------------------------------------------------------------------------------------------------------
+
+# Suffixes read from folders (each also gzipped, ``.gz``). Other files in a folder are listed as ignored.
+TEXT_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+WARC_SUFFIXES = (".warc", ".wet", ".arc")
+_READERS = {
+    "text": _read_text,
+    "jsonl": lambda path, doc_id, source: read_jsonl(path, source=source, prefix=doc_id),
+    "warc": lambda path, doc_id, source: read_warc(path),
+}
+
+
+def input_kind(path: Path) -> str | None:
+    """``"text"``, ``"jsonl"`` or ``"warc"`` from the file name (``.gz`` removed), ``None`` for other files."""
     name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".json", ".ndjson")):
-        return read_jsonl(path)
-    if name.endswith((".warc", ".wet", ".arc")):
-        return read_warc(path)
+    for kind, suffixes in (("text", TEXT_SUFFIXES), ("jsonl", JSONL_SUFFIXES), ("warc", WARC_SUFFIXES)):
+        if name.endswith(suffixes):
+            return kind
+    return None
 
-    def one() -> Iterator[Document]:
-        with open_binary(path) as f:
-            text, invalid = decode_bytes(f.read())
-        yield Document(id=path.name, source=path.name, text=text, invalid_bytes=invalid)
 
-    return one()
+@dataclass
+class InputReport:
+    """What :func:`read_inputs` read: filled in while its documents are consumed.
+
+    ``skipped`` lists ``{"file", "reason", "documents_kept"}`` for each file that could not be read to its end
+    (the complete documents before the damage are kept and counted); ``ignored`` lists files in the folders whose
+    type is not read at all."""
+
+    files_read: int = 0
+    documents: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "files_read": self.files_read,
+            "files_skipped": len(self.skipped),
+            "documents": self.documents,
+            "skipped": self.skipped,
+            "ignored": self.ignored,
+        }
+
+    def summary(self) -> str:
+        """One line for stderr: how many files were read, skipped (with the first reason) and ignored."""
+        line = f"read {self.documents} documents from {self.files_read} files"
+        if self.skipped:
+            first = self.skipped[0]
+            line += f"; skipped {len(self.skipped)} unreadable file(s), e.g. {first['file']}: {first['reason']}"
+        if self.ignored:
+            line += f"; ignored {len(self.ignored)} file(s) of other types, e.g. {self.ignored[0]}"
+        return line
+
+
+def _is_damage(err: BaseException) -> bool:
+    """Errors that mean "this input file is bad", as opposed to a bug in the package."""
+    warcio = type(err).__module__.split(".")[0] == "warcio"  # ArchiveLoadFailed: not a WARC at all
+    return warcio or isinstance(err, OSError | EOFError | zlib.error | ValueError | UnicodeError)
+
+
+def _reason(err: BaseException) -> str:
+    """The cause of a damaged input in a few words (the file name is added by the caller)."""
+    if type(err).__module__.split(".")[0] == "warcio":
+        return f"not a WARC/WET file ({err})"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    if isinstance(err, FileNotFoundError):
+        return "the file vanished or is a broken link"
+    if isinstance(err, IsADirectoryError):
+        return "a directory where a file was expected"
+    if isinstance(err, EOFError):
+        return "truncated: the compressed stream ends early"
+    if isinstance(err, gzip.BadGzipFile | zlib.error):
+        return f"corrupt gzip data ({err})"
+    if isinstance(err, TruncatedRecordError):
+        return str(err).split(": ", 1)[1].split("; ")[0]
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def _collect(paths: Iterable[str | Path], report: InputReport, on_error: str) -> list[tuple[Path, str, str]]:
+    """``(file, document id prefix, source)`` of every input, folders expanded recursively in sorted order."""
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file() or (path.is_symlink() and not path.exists()):
+            files.append((path, path.name, path.name))
+            continue
+        if not path.exists():
+            raise FileNotFoundError(f"input {path} does not exist; check the path")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise PermissionError(f"input folder {path} cannot be listed (permission denied); fix its permissions")
+        found, unlisted = [], []
+        for top, dirs, names in os.walk(path, onerror=unlisted.append):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # hidden folders (.git, .cache) are not input
+            found += [Path(top) / n for n in names]
+        found.sort()
+        for err in unlisted:
+            reason = f"folder cannot be listed ({err.strerror})"
+            if on_error == "stop":
+                raise ValueError(f"{err.filename}: {reason}; fix its permissions (or skip damaged files)")
+            report.skipped.append({"file": str(err.filename), "reason": reason, "documents_kept": 0})
+        # regular files (and broken links, reported when read); hidden files and FIFOs or devices are no input
+        listed = [p for p in found if not p.name.startswith(".") and (p.is_file() or p.is_symlink())]
+        for p in listed:
+            rel = str(p.relative_to(path))
+            if input_kind(p) is None:
+                report.ignored.append(str(p))
+            else:
+                files.append((p, rel, path.name))
+        if not any(f[0].is_relative_to(path) for f in files):
+            raise ValueError(
+                f"input folder {path} holds no readable file ({len(listed)} files, none of type "
+                f"{', '.join(TEXT_SUFFIXES + JSONL_SUFFIXES + WARC_SUFFIXES)}, optionally .gz); pass another folder"
+            )
+    return files
+
+
+def read_inputs(paths: Iterable[str | Path], on_error: str = "skip") -> tuple[Iterator[Document], InputReport]:
+    """Documents of the files and folders a user names, and a report filled in as they are read.
+
+    Folders are read recursively in sorted order; files named ``*.txt``, ``*.jsonl``/``*.json``/``*.ndjson`` and
+    ``*.warc``/``*.wet`` (each also ``.gz``) are read, hidden files skipped, others listed in ``report.ignored``.
+
+    The rule for damaged input, e.g. unreadable, truncated gzip, a cut-off WARC record:
+
+    - a path that does not exist, a folder that cannot be listed or holds no file of a readable type: an error at
+      once, before anything is read (a typo should not produce an empty corpus);
+    - ``on_error="skip"`` (the default): the file is reported by name and reason in ``report.skipped`` and reading
+      goes on with the next file; the complete documents read from it before the damage are kept (and counted),
+      the damaged one never is. If no file at all could be read, that is a ``ValueError`` at the end.
+    - ``on_error="stop"``: the first damaged file is one ``ValueError`` naming it and the reason.
+    """
+    if on_error not in ("skip", "stop"):
+        raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
+    report = InputReport()
+    files = _collect(paths, report, on_error)
+
+    def documents() -> Iterator[Document]:
+        for path, doc_id, source in files:
+            kept = 0
+            try:
+                reader = _READERS[input_kind(path) or "text"](path, doc_id, source)
+                for doc in reader:
+                    kept += 1
+                    report.documents += 1
+                    yield doc
+            except Exception as err:
+                if not _is_damage(err):
+                    raise
+                reason = _reason(err)
+                if on_error == "stop":
+                    raise ValueError(f"{path}: {reason}; fix or remove the file (or skip damaged files)") from None
+                report.skipped.append({"file": str(path), "reason": reason, "documents_kept": kept})
+                continue
+            report.files_read += 1
+        if files and report.files_read == 0 and report.documents == 0:
+            first = report.skipped[0]
+            raise ValueError(
+                f"none of the {len(files)} input files could be read (e.g. {first['file']}: {first['reason']}); "
+                "check the inputs"
+            )
+
+    return documents(), report
