@@ -6,6 +6,7 @@ Nothing else in the package hard-codes a device, a seed or a cache path; see ``s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -192,3 +193,58 @@ def file_lock(path: str | os.PathLike, timeout: float | None = 0.0, poll: float 
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed values of one config field: bounds (``ge``/``gt``/``le``/``lt``), integers only, or choices.
+
+    ``None`` passes when the field's default is ``None`` (an optional setting left unset)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    integer: bool = False
+    choices: tuple = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return f"one of {list(self.choices)}"
+        parts = [
+            f"{op} {v}" for op, v in ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt)) if v is not None
+        ]
+        return ("an integer " if self.integer else "a number ") + " and ".join(parts) if parts else "a number"
+
+    def accepts(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (self.integer and not isinstance(value, int))
+        ):
+            return False
+        if value != value:  # NaN passes no comparison but must not pass the check
+            return False
+        return not (
+            (self.ge is not None and value < self.ge)
+            or (self.gt is not None and value <= self.gt)
+            or (self.le is not None and value > self.le)
+            or (self.lt is not None and value >= self.lt)
+        )
+
+
+def check_ranges(config: Any, ranges: dict[str, Range]) -> Any:
+    """Return ``config`` if each field named in ``ranges`` is allowed, else one ``ValueError`` naming the field,
+    its value and the range: what ``validate()`` of a stage config calls, before any stage runs."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name, allowed in ranges.items():
+        value = getattr(config, name)
+        if value is None and defaults.get(name) is None:
+            continue
+        if not allowed.accepts(value):
+            raise ValueError(
+                f"{type(config).__name__}.{name} = {value!r} is out of range: it must be {allowed.describe()}"
+            )
+    return config

@@ -92,3 +92,35 @@ def test_waiting_for_the_lock_gets_it_when_the_holder_finishes(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_check_ranges_names_the_field_value_and_range():
+    import dataclasses
+
+    from llm_from_scratch.utils import Range, check_ranges
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        steps: int = 10
+        frac: float = 0.1
+        block: int | None = None
+        kind: str = "a"
+
+    rules = {
+        "steps": Range(ge=1, integer=True),
+        "frac": Range(gt=0, lt=1),
+        "block": Range(ge=1, integer=True),
+        "kind": Range(choices=("a", "b")),
+    }
+    assert check_ranges(Cfg(), rules) == Cfg()
+    for bad, message in [
+        ({"steps": 0}, r"Cfg\.steps = 0 is out of range: it must be an integer >= 1"),
+        ({"steps": -1}, r"Cfg\.steps = -1"),
+        ({"steps": 2.5}, r"Cfg\.steps = 2\.5"),
+        ({"frac": 1.5}, r"Cfg\.frac = 1\.5 is out of range: it must be a number > 0 and < 1"),
+        ({"frac": float("nan")}, r"Cfg\.frac = nan"),
+        ({"block": 0}, r"Cfg\.block = 0"),
+        ({"kind": "c"}, r"Cfg\.kind = 'c' is out of range: it must be one of \['a', 'b'\]"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_ranges(Cfg(**bad), rules)
