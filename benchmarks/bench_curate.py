@@ -2,7 +2,9 @@
 
 Input: the real corpora (Shakespeare, Wikipedia, Usenet, news), extracted once, then replicated with random word
 substitutions (0-10 % of the words replaced by words of the corpus; some copies unchanged) into a JSONL file of the
-requested size, so every stage (filters, toxicity, exact and near dedup) has real work. Memory is bounded by
+requested size, so every stage (language ID, filters, toxicity, exact, near and line dedup) has real work; a quarter
+of the copies are served as HTML with paragraphs wrapped at 72 columns, so HTML extraction runs too.
+Memory is bounded by
 construction (at most 2 batches per worker in flight; word caches capped; dedup state ~1 KB per kept document).
 The pipeline runs in a child process per input size;
 a sampler thread adds up the resident memory of the main process and its workers (Linux ``/proc``).
@@ -14,11 +16,14 @@ Bar: peak RSS <= 1 GB, independent of input size. Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import html
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -43,7 +48,13 @@ def make_input(path: Path, megabytes: float, seed: int = 0) -> int:
                 for i in np.flatnonzero(rng.random(len(words)) < rate):
                     words[i] = vocab[int(rng.integers(len(vocab)))]
                 text = " ".join(words)
-            line = json.dumps({"id": f"{source}-{k}", "text": text}) + "\n"
+            doc_id = f"{source}-{k}"
+            if rng.random() < 0.25:  # served as a web page: paragraphs wrapped at 72 columns inside <p>
+                doc_id += "-html"
+                paras = (textwrap.fill(html.escape(p), 72, break_on_hyphens=False) for p in text.split("\n\n"))
+                text = "<!DOCTYPE html><html><head><title>t</title></head><body>\n"
+                text += "".join(f"<p>{p}</p>\n" for p in paras) + "</body></html>"
+            line = json.dumps({"id": doc_id, "text": text}) + "\n"
             f.write(line)
             written += len(line.encode())
             k += 1
@@ -65,7 +76,7 @@ def run_child(path: str, workers: int) -> None:
     """Curate ``path`` and print one JSON line with throughput and peak RSS (main + workers)."""
     import multiprocessing as mp
 
-    from llm_from_scratch.data.corpus import corpus_config
+    from llm_from_scratch.data.corpus import CorpusConfig
     from llm_from_scratch.data.pipeline import run_pipeline
     from llm_from_scratch.data.sources import read_jsonl
 
@@ -80,9 +91,10 @@ def run_child(path: str, workers: int) -> None:
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    config = corpus_config("book").pipeline
+    config = CorpusConfig().pipeline  # the book's pipeline: every stage on
     with tempfile.TemporaryDirectory() as tmp:
-        res = run_pipeline(read_jsonl(path), config, Path(tmp) / "kept.jsonl", Path(tmp) / "rej.jsonl", workers=workers)
+        docs = (dataclasses.replace(d, format="html") if d.id.endswith("-html") else d for d in read_jsonl(path))
+        res = run_pipeline(docs, config, Path(tmp) / "kept.jsonl", Path(tmp) / "rej.jsonl", workers=workers)
     stop.set()
     t.join()
     print(
