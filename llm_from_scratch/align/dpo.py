@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 def dpo_loss(
     policy_chosen: torch.Tensor,
@@ -46,6 +48,23 @@ class DPOConfig:
     grad_clip: float = 1.0
     nll_weight: float = 0.0  # RPO: + weight x mean NLL per token of the chosen replies; 0 = plain DPO
     seed: int = 0
+
+    def validate(self) -> DPOConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        loader calls it before any stage runs)."""
+        return check_ranges(
+            self,
+            {
+                "beta": Range(gt=0),
+                "epochs": Range(ge=1, integer=True),
+                "batch_pairs": Range(ge=1, integer=True),
+                "lr": Range(gt=0),
+                "warmup_frac": Range(ge=0, le=1),
+                "weight_decay": Range(ge=0),
+                "grad_clip": Range(ge=0),
+                "nll_weight": Range(ge=0),
+            },
+        )
 
 
 DPO_PRESETS = {

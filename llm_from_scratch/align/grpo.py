@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 @dataclass(frozen=True)
 class GRPOConfig:
@@ -27,6 +29,25 @@ class GRPOConfig:
     ppo_epochs: int = 2
     grad_clip: float = 1.0
     seed: int = 0
+
+    def validate(self) -> GRPOConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        loader calls it before any stage runs)."""
+        return check_ranges(
+            self,
+            {
+                "steps": Range(ge=1, integer=True),
+                "prompts_per_step": Range(ge=1, integer=True),
+                "group_size": Range(ge=2, integer=True),  # the advantage is relative to the group: one is no group
+                "max_new_tokens": Range(ge=1, integer=True),
+                "temperature": Range(gt=0),
+                "lr": Range(gt=0),
+                "kl_coef": Range(ge=0),
+                "clip": Range(gt=0, lt=1),
+                "ppo_epochs": Range(ge=1, integer=True),
+                "grad_clip": Range(ge=0),
+            },
+        )
 
 
 GRPO_PRESETS = {

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 @dataclass(frozen=True)
 class PreferenceConfig:
@@ -19,6 +21,19 @@ class PreferenceConfig:
     max_new_tokens: int = 48
     temperature: float = 1.0
     seed: int = 7
+
+    def validate(self) -> PreferenceConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        loader calls it before any stage runs)."""
+        return check_ranges(
+            self,
+            {
+                "n_prompts": Range(ge=1, integer=True),
+                "samples_per_prompt": Range(ge=2, integer=True),  # a pair needs two replies to the same prompt
+                "max_new_tokens": Range(ge=1, integer=True),
+                "temperature": Range(gt=0),
+            },
+        )
 
 
 PREFERENCE_PRESETS = {

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.align.sampling import hidden_states, pad_right
+from llm_from_scratch.utils import Range, check_ranges
 
 
 class RewardModel(nn.Module):
@@ -57,6 +58,20 @@ class RewardConfig:
     weight_decay: float = 0.0
     held_out_frac: float = 0.2
     seed: int = 0
+
+    def validate(self) -> RewardConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        loader calls it before any stage runs)."""
+        return check_ranges(
+            self,
+            {
+                "epochs": Range(ge=1, integer=True),
+                "batch_pairs": Range(ge=1, integer=True),
+                "lr": Range(gt=0),
+                "weight_decay": Range(ge=0),
+                "held_out_frac": Range(gt=0, lt=1),
+            },
+        )
 
 
 REWARD_PRESETS = {"tiny": RewardConfig(epochs=3, batch_pairs=8, lr=1e-3), "book": RewardConfig()}

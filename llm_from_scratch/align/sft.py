@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 @dataclass(frozen=True)
 class SFTConfig:
@@ -30,6 +32,26 @@ class SFTConfig:
     eval_examples: int = 256
     mask_prompt: bool = True
     seed: int = 0
+
+    def validate(self) -> SFTConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        loader calls it before any stage runs)."""
+        return check_ranges(
+            self,
+            {
+                "steps": Range(ge=1, integer=True),
+                "batch_size": Range(ge=1, integer=True),
+                "lr": Range(gt=0),
+                "warmup_frac": Range(ge=0, le=1),
+                "min_lr_ratio": Range(ge=0, le=1),
+                "weight_decay": Range(ge=0),
+                "grad_clip": Range(ge=0),
+                "max_prompt": Range(ge=1, integer=True),
+                "max_reply": Range(ge=1, integer=True),
+                "eval_interval": Range(ge=1, integer=True),
+                "eval_examples": Range(ge=1, integer=True),
+            },
+        )
 
 
 SFT_PRESETS = {
