@@ -1,0 +1,60 @@
+"""The speedrun harness: nanoGPT's reference model has nanoGPT's size, the text is found or the error says where
+to put it, and alternating runs (stop, checkpoint, resume) give the losses of uninterrupted ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from llm_from_scratch.experiments import speedrun
+from llm_from_scratch.experiments.speedrun import NANOGPT, GPT2Reference, Recipe, race, summary
+from llm_from_scratch.train.data import char_data
+from llm_from_scratch.train.trainer import train
+
+TEXT = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 60
+
+
+def test_reference_has_nanogpts_parameter_count():
+    model = Recipe("ref", arch="gpt2").build(65)  # tiny-shakespeare has 65 distinct characters
+    assert isinstance(model, GPT2Reference)
+    total = sum(p.numel() for p in model.parameters())
+    # nanoGPT prints "number of parameters: 0.80M" for this run; it leaves the position embeddings out
+    assert round((total - model.wpe.weight.numel()) / 1e6, 2) == 0.80
+    ours = sum(p.numel() for p in Recipe("ours").build(65).parameters())
+    assert abs(ours - total) / total < 0.02  # the Llama row is compared at the same size
+
+
+def test_missing_text_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(speedrun.TEXT_ENV, str(tmp_path / "nope.txt"))
+    with pytest.raises(FileNotFoundError, match="tinyshakespeare"):
+        speedrun.speedrun_data()
+
+
+def test_race_alternates_without_changing_any_run(tmp_path):
+    data = char_data(TEXT)
+    small = dataclasses.replace(NANOGPT, max_steps=12, block_size=16, batch_size=4)
+    recipes = [
+        Recipe("ref", arch="gpt2", d_model=32, n_layers=1, n_heads=2, train=small),
+        Recipe("ours", d_model=32, n_layers=1, n_heads=2, train=dataclasses.replace(small, optimizer="muon")),
+    ]
+    raced = race(recipes, data, target=3.3, eval_every=4, eval_batches=2, eval_batch_size=4, rounds=3)
+    for recipe, got in zip(recipes, raced, strict=True):
+        cfg = dataclasses.replace(recipe.train, eval_interval=4, eval_batches=2, eval_batch_size=4, log_interval=1)
+        torch.manual_seed(cfg.seed)
+        alone = train(
+            recipe.model_config(data.vocab_size),
+            data,
+            cfg,
+            None,
+            model=recipe.build(data.vocab_size),
+            device="cpu",
+            progress=False,
+            sample_fn=lambda m: "",
+        )
+        want = summary(recipe, alone.records, target=3.3)
+        assert [c[:2] for c in got["curve"]] == [c[:2] for c in want["curve"]]
+        assert got["final_val_loss"] == want["final_val_loss"]
+        assert got["steps_to_target"] == want["steps_to_target"] is not None
+        assert 0 < got["seconds_to_target"] <= got["seconds_total"]
