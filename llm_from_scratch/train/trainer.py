@@ -21,7 +21,7 @@ from llm_from_scratch.train.metrics import bits_per_byte, measured_peak_flops, p
 from llm_from_scratch.train.muon import Muon, muon_param_groups
 from llm_from_scratch.train.optim import AdamW, param_groups
 from llm_from_scratch.train.schedule import lr_at
-from llm_from_scratch.utils import autocast_dtype, seed_everything
+from llm_from_scratch.utils import Range, autocast_dtype, check_ranges, seed_everything
 
 if TYPE_CHECKING:
     from llm_from_scratch.distributed.launch import DistEnv
@@ -69,6 +69,45 @@ class TrainConfig:
             if f.name in _RECIPE_FIELDS and d[f.name] == f.default:
                 del d[f.name]
         return d
+
+    def validate(self) -> TrainConfig:
+        """One ``ValueError`` naming the field, its value and the range when a setting cannot work: checked before any
+        stage runs (``max_steps = 0`` once recorded a finished run without a checkpoint)."""
+        betas = self.betas
+        if not (
+            isinstance(betas, tuple | list)
+            and len(betas) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+        ):
+            raise ValueError(f"TrainConfig.betas = {betas!r} is out of range: it must be two numbers in [0, 1)")
+        return check_ranges(
+            self,
+            {
+                "max_steps": Range(ge=1, integer=True),
+                "batch_size": Range(ge=1, integer=True),
+                "grad_accum": Range(ge=1, integer=True),
+                "block_size": Range(ge=1, integer=True),
+                "peak_lr": Range(gt=0),
+                "warmup_frac": Range(ge=0, le=1),
+                "min_lr_ratio": Range(ge=0, le=1),
+                "weight_decay": Range(ge=0),
+                "eps": Range(gt=0),
+                "grad_clip": Range(ge=0),
+                "eval_interval": Range(ge=1, integer=True),
+                "eval_batches": Range(ge=1, integer=True),
+                "eval_batch_size": Range(ge=1, integer=True),
+                "log_interval": Range(ge=1, integer=True),
+                "sample_interval": Range(ge=0, integer=True),
+                "ckpt_interval": Range(ge=0, integer=True),
+                "autocast": Range(choices=("auto", "off", "bf16", "fp16")),
+                "optimizer": Range(choices=("adamw", "muon")),
+                "muon_lr": Range(gt=0),
+                "muon_momentum": Range(ge=0, lt=1),
+                "muon_weight_decay": Range(ge=0),
+                "schedule": Range(choices=("cosine", "wsd")),
+                "decay_frac": Range(ge=0, le=1),
+            },
+        )
 
 
 _RECIPE_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", "schedule", "decay_frac")
