@@ -38,6 +38,8 @@ class PipelineConfig:
     langid: str = "ours"  # "ours" (char n-gram naive Bayes), "reference" (py3langid), "off"
     languages: tuple[str, ...] = ("en",)  # keep documents identified as one of these
     langid_threshold: float = 0.65  # and only when that language's probability reaches this (FineWeb: 0.65)
+    quality: str = "off"  # "ours" (fastText-style classifier, data/quality.py) or "off"
+    quality_threshold: float = 0.5  # reject documents whose P(high quality) is below this
     toxicity: str = "ours"  # "ours" (hashed n-gram logistic regression), "reference" (alt-profanity-check), "off"
     toxicity_threshold: float = 0.9  # per segment (<= 16 words): high precision, the reference is noisy near 0.5
     max_toxic_frac: float = 0.05  # reject a document with a larger fraction of flagged segments
@@ -61,6 +63,7 @@ STAGES = (
     "gopher_quality",
     "gopher_repetition",
     "fineweb",
+    "quality",
     "toxicity",
     "pii",
     "exact_dedup",
@@ -123,6 +126,7 @@ class DocumentStages:
         self.fineweb = filters.FineWebFilter()
         self.scorer = scorer if scorer is not None else _make_scorer(config.toxicity)
         self.identify = _make_identifier(config.langid)
+        self.quality = _make_quality(config.quality)
         self.hasher = ShingleHasher(config.shingle_n)
         self.minhasher = MinHasher(config.num_perm, config.seed)
 
@@ -168,6 +172,7 @@ class DocumentStages:
             ("gopher_quality", lambda t: (t, self.gopher_quality(t), {})),
             ("gopher_repetition", lambda t: (t, self.gopher_repetition(t), {})),
             ("fineweb", keep if verse else lambda t: (t, self.fineweb(t), {})),
+            ("quality", self._quality),
             ("toxicity", self._toxicity),
             ("pii", self._pii),
         ]
@@ -204,6 +209,11 @@ class DocumentStages:
         if lang not in self.config.languages:
             return text, f"langid:{lang}", {}
         return text, None if prob >= self.config.langid_threshold else "langid:low_confidence", {}
+
+    def _quality(self, text: str) -> tuple[str, str | None, dict]:
+        if self.quality is None:
+            return text, None, {}
+        return text, "quality:low_score" if self.quality(text) < self.config.quality_threshold else None, {}
 
     def _pii(self, text: str) -> tuple[str, str | None, dict]:
         text, counts = mask_pii(text)
@@ -242,6 +252,29 @@ def _make_identifier(backend: str) -> Callable[[str], tuple[str, float]] | None:
 
         return langid_model().predict
     raise ValueError(f"langid backend must be 'ours', 'reference' or 'off', not {backend!r}")
+
+
+def _make_quality(backend: str) -> Callable[[str], float] | None:
+    if backend == "off":
+        return None
+    if backend == "ours":
+        from llm_from_scratch.data.quality import quality_model
+
+        return quality_model().predict_proba
+    raise ValueError(f"quality backend must be 'ours' or 'off', not {backend!r}")
+
+
+RULE_STAGES = ("boilerplate", "c4", "gopher_quality", "gopher_repetition", "fineweb")
+
+
+def rule_rejects(docs: Iterable[Document], config: PipelineConfig) -> Iterator[tuple[str, str]]:
+    """``(id, extracted text)`` of the documents that the rule filters (C4, Gopher, FineWeb, boilerplate) reject:
+    the low-quality side of the quality classifier's training data."""
+    stages = DocumentStages(config)
+    for doc in docs:
+        _, rej = stages.run(doc, _new_stats())
+        if rej is not None and rej.stage in RULE_STAGES:
+            yield doc.id, extract(doc.text, doc.format)
 
 
 def _new_stats() -> dict[str, StageStats]:
@@ -420,6 +453,7 @@ def run_pipeline(
         else:
             # The toxicity model is built (or loaded) once here, so workers only load it from the cache.
             _make_identifier(config.langid)  # fails here, once, if the reference is not installed
+            _make_quality(config.quality)  # trained once here (the workers are forked after it, when they fork)
             if config.toxicity == "ours":
                 from llm_from_scratch.data.toxicity import toxicity_model
 
