@@ -215,3 +215,30 @@ def summary(recipe: Recipe, records: list[dict], target: float = TARGET_VAL_LOSS
         "seconds_total": round(elapsed[steps], 2),
         "curve": [(s, round(v, 4), round(elapsed.get(s, 0.0), 2)) for s, v in evals],
     }
+
+
+def _recipe(name: str, base: Recipe, model_options: dict | None = None, **train_changes) -> Recipe:
+    """``base`` with one more change: a row of the ablation builds on the row before it."""
+    options = {**base.model_options, **(model_options or {})}
+    return dataclasses.replace(
+        base, name=name, model_options=options, train=dataclasses.replace(base.train, **train_changes)
+    )
+
+
+REFERENCE = Recipe("nanoGPT reference (GPT-2, AdamW)", arch="gpt2")
+LLAMA = Recipe("Llama architecture, same recipe")
+MUON = _recipe("+ Muon for the hidden matrices (1000 steps)", LLAMA, optimizer="muon", max_steps=1000)
+TUNED = _recipe(
+    "+ AdamW lr 3e-3, warmup-stable-decay (600 steps)",
+    MUON,
+    peak_lr=3e-3,
+    warmup_frac=0.02,
+    schedule="wsd",
+    decay_frac=0.3,
+    max_steps=600,
+)
+BATCH = _recipe("+ batch 32 (300 steps)", TUNED, batch_size=32, max_steps=300)
+QK_NORM = _recipe("+ QK-norm", BATCH, {"qk_norm": True})
+ZERO_INIT = _recipe("+ zero-init output projections", QK_NORM, {"zero_init_proj": True})
+ABLATION: list[Recipe] = [REFERENCE, LLAMA, MUON, TUNED, BATCH, QK_NORM, ZERO_INIT]
+BEST = ZERO_INIT  # the recipe bench_speedrun.py races against the reference
