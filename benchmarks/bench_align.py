@@ -30,13 +30,18 @@ def main() -> None:
     parser.add_argument("--preset", default="book", choices=["tiny", "book"])
     args = parser.parse_args()
 
-    from llm_from_scratch.align import artifacts as A
+    from llm_from_scratch.pipeline import Artifacts
+
+    # the chapters' evaluation: 200 held-out prompts x 2 samples for tiny, the preset's 256 x 2 for the book
+    art = Artifacts(
+        args.preset, overrides={"eval": {"align_prompts": 200, "align_samples": 2}} if args.preset == "tiny" else None
+    )
 
     t0 = time.perf_counter()
     rows = {}
-    for stage in A.STAGES:
+    for stage in ("base", "sft", "dpo", "rlhf"):
         t = time.perf_counter()
-        e = A.evaluation(args.preset, stage)
+        e = art.evaluation(stage)
         rows[stage] = {
             "ok": e["rates"]["ok"],
             "ended": e["rates"]["ended"],
@@ -53,8 +58,8 @@ def main() -> None:
             f"({time.perf_counter() - t:.0f}s)",
             flush=True,
         )
-    _, pair_stats = A.preference_pairs(args.preset)
-    _, _, rm_metrics = A.reward_model(args.preset)
+    _, pair_stats = art.pairs()
+    rm_metrics = art.stage_metrics("reward")
     sft, dpo, rlhf = rows["sft"], rows["dpo"], rows["rlhf"]
 
     def gain(after):

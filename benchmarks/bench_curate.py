@@ -3,9 +3,9 @@
 Input: the real corpora (Shakespeare, Wikipedia, Usenet, news), extracted once, then replicated with random word
 substitutions (0-10 % of the words replaced by words of the corpus; some copies unchanged) into a JSONL file of the
 requested size, so every stage (language ID, filters, toxicity, exact, near and line dedup) has real work; a quarter
-of the copies are served as HTML with paragraphs wrapped at 72 columns, so HTML extraction runs too.
-Memory is bounded by
-construction (at most 2 batches per worker in flight; word caches capped; dedup state ~1 KB per kept document).
+of the copies are served as HTML with paragraphs wrapped at 72 columns, so HTML extraction runs too. Memory is
+bounded by construction (at most 2 batches per worker in flight; word caches capped; dedup state ~1 KB per kept
+document; line hashes in two generations of at most 2^20 each).
 The pipeline runs in a child process per input size;
 a sampler thread adds up the resident memory of the main process and its workers (Linux ``/proc``).
 Bar: peak RSS <= 1 GB, independent of input size. Last line: one JSON object.

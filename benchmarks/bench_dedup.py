@@ -20,15 +20,14 @@ import numpy as np
 from llm_from_scratch.data.dedup import (
     MinHasher,
     ShingleHasher,
-    datasketch_candidates,
-    datasketch_minhashes,
     jaccard,
     lsh_candidates,
     s_curve,
 )
-from llm_from_scratch.data.evalset import perturb_to_jaccard
 from llm_from_scratch.data.normalize import extract
 from llm_from_scratch.data.sources import real_documents
+from llm_from_scratch.experiments.curation_evalset import perturb_to_jaccard
+from llm_from_scratch.experiments.dedup_baselines import datasketch_candidates, datasketch_minhashes
 
 
 def passages(n: int, words: int = 100) -> list[str]:

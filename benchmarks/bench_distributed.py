@@ -27,8 +27,8 @@ def main() -> None:
 
     from llm_from_scratch.distributed.launch import run_torchrun
 
-    cmd = ["-m", "llm_from_scratch.distributed.worker", "bench", "--preset", args.preset, "--batch", str(args.batch),
-           "--seq", str(args.seq), "--steps", str(args.steps)]  # fmt: skip
+    cmd = ["-m", "llm_from_scratch.experiments.distributed_harness", "bench", "--preset", args.preset,
+           "--batch", str(args.batch), "--seq", str(args.seq), "--steps", str(args.steps)]  # fmt: skip
     proc = run_torchrun(cmd, nproc_per_node=2, timeout_s=args.timeout)
     result = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
     strategies = result["strategies"]

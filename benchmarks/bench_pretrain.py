@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from llm_from_scratch.model import ModelConfig, Transformer
-from llm_from_scratch.train.data import TokenData, char_data, shard_data, train_batch
+from llm_from_scratch.pipeline import Artifacts
+from llm_from_scratch.train.data import TokenData, char_data, train_batch
 from llm_from_scratch.train.optim import AdamW, param_groups
 from llm_from_scratch.train.trainer import TrainConfig, train
 
@@ -181,7 +182,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = char_data(args.data.read_text(encoding="utf-8")) if args.data else shard_data(args.preset)
+    data = char_data(args.data.read_text(encoding="utf-8")) if args.data else Artifacts(args.preset).token_data()
     source = f"char-level {args.data.name}" if args.data else f"{args.preset} shards (BPE)"
     print(f"data: {source}, vocab {data.vocab_size}, threads {torch.get_num_threads()}", flush=True)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llm_from_scratch import __version__
-from llm_from_scratch.cli import STAGES, main
+from llm_from_scratch.cli import COMMANDS, main
 from llm_from_scratch.pipeline import PIPELINE, draw_pipeline
 from llm_from_scratch.utils import atomic_path, autocast_dtype, cache_dir, config_key, pick_device, seed_everything
 
@@ -28,7 +28,9 @@ def test_help_lists_every_stage(capsys):
     assert exc.value.code == 0
     text = capsys.readouterr().out
     assert "info" in text
-    assert len(STAGES) >= 1
+    assert len(COMMANDS) >= 1
+    for stage in ("curate", "tokenizer", "shards", "pretrain", "sft", "dpo", "rlhf", "eval", "run", "chat"):
+        assert f"    {stage} " in text or f"    {stage}\n" in text, stage
 
 
 def test_info_prints_device_and_cache(capsys, tmp_path, monkeypatch):
@@ -92,4 +94,4 @@ def test_pipeline_figure_has_one_box_per_stage():
     matplotlib.use("Agg")
     fig = draw_pipeline()
     texts = {t.get_text() for t in fig.axes[0].texts}
-    assert {s.name for s in PIPELINE} <= texts
+    assert {s.title for s in PIPELINE} <= texts

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_from_scratch.pipeline_run.config import load_config, parse_set, read_config_file
+from llm_from_scratch.pipeline.config import load_config, parse_set, read_config_file
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tiny preset with shorter alignment and evaluation: every stage still runs, in about a third of the time
@@ -46,7 +46,7 @@ def test_bad_config_fails_fast_naming_the_key(overrides, message):
 
 
 def test_config_files_toml_and_yaml_agree_and_round_trip(tmp_path):
-    from llm_from_scratch.pipeline_run.config import config_from_dict, dump_yaml
+    from llm_from_scratch.pipeline.config import config_from_dict, dump_yaml
 
     (tmp_path / "a.toml").write_text('[run]\npreset = "tiny"\n[pretrain]\nmax_steps = 30\npeak_lr = 1\n')
     (tmp_path / "a.yaml").write_text("run: {preset: tiny}\npretrain: {max_steps: 30, peak_lr: 1}\n")
@@ -70,12 +70,12 @@ def test_config_files_toml_and_yaml_agree_and_round_trip(tmp_path):
 def test_stage_keys_change_downstream_only():
     import dataclasses
 
-    from llm_from_scratch.pipeline_run.stages import stage_keys
+    from llm_from_scratch.pipeline import Artifacts
 
     a = load_config(None, "tiny")
     b = dataclasses.replace(a, sft=dataclasses.replace(a.sft, steps=41))
-    ka, kb = stage_keys(a), stage_keys(b)
-    same = [s for s in ka if ka[s] == kb[s]]
+    ka, kb = Artifacts(a), Artifacts(b)
+    same = [s for s in ka.stages() if ka.key(s) == kb.key(s)]
     assert same == ["curate", "tokenizer", "shards", "pretrain"]
 
 
@@ -89,7 +89,7 @@ def _cli(*args, env=None, timeout=300):
 def test_cli_errors_are_one_clear_line(tmp_path):
     r = _cli("run", "--preset", "tiny", "--set", "pretrain.max_stepz=3", "--workdir", str(tmp_path))
     assert r.returncode == 2 and "unknown key 'pretrain.max_stepz'" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("chat", "--workdir", str(tmp_path / "nothing"))
+    r = _cli("chat", "--preset", "tiny", "--workdir", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no trained model" in r.stderr and "llm-from-scratch run --preset tiny" in r.stderr
     r = _cli("run", "--preset", "tiny", "--workdir", str(tmp_path), env={"WORLD_SIZE": "2"})  # not via torchrun
     assert r.returncode == 2 and "start the job with torchrun" in r.stderr and not any(tmp_path.iterdir())
@@ -104,7 +104,7 @@ def test_cli_errors_are_one_clear_line(tmp_path):
 
 
 def _metrics(workdir: Path) -> dict:
-    run = json.loads((workdir / "run.json").read_text())
+    run = json.loads((workdir / "runs" / "tiny" / "run.json").read_text())
     return {k: v["metrics"] for k, v in run["stages"].items()}
 
 
@@ -123,7 +123,7 @@ def test_sigkill_mid_pretraining_resumes_to_the_same_metrics(tmp_path):
     p = _run(full, env)
     out = p.communicate(timeout=1500)[0].decode()
     assert p.returncode == 0, out[-3000:]
-    assert (full / "report.md").exists() and (full / "pretrain_loss.png").exists()
+    assert (full / "runs" / "tiny" / "report.md").exists() and (full / "runs" / "tiny" / "pretrain_loss.png").exists()
     reference = _metrics(full)
 
     # the second run reuses the finished data stages (same keys), then is killed once pretraining has a checkpoint
@@ -149,7 +149,7 @@ def test_sigkill_mid_pretraining_resumes_to_the_same_metrics(tmp_path):
     p = _run(killed, env)
     out = p.communicate(timeout=1500)[0].decode()
     assert p.returncode == 0, out[-3000:]
-    assert "curate: done" in out and "pretrain ->" in out
+    assert "curate: reused" in out and "pretrain: building" in out
     resumed = _metrics(killed)
     for stage in ("pretrain", "sft", "dpo", "eval"):
         a, b = reference[stage], resumed[stage]
@@ -170,7 +170,9 @@ def test_the_same_command_under_torchrun_pretrains_on_every_rank_then_continues_
     args += [a for s in steps for a in ("--set", s)]
     proc = run_torchrun([*args, "--stop-after", "sft"], nproc_per_node=2, timeout_s=800, env=env)
     out = proc.stdout
-    assert out.count("curate ->") == 1 and out.count("pretrain ->") == 1, out[-3000:]  # rank 0 alone reports
+    assert out.count("curate: building") == 1 and out.count("pretrain: building") == 1, out[
+        -3000:
+    ]  # rank 0 alone reports
     pretrain = json.loads(next(workdir.glob("pretrain-*/stage.json")).read_text())["metrics"]
     assert pretrain["parallel"] == {"strategy": "ddp", "world_size": 2}
     assert pretrain["tokens"] == 10 * 8 * 64 * 2  # two ranks of 8 sequences: a global batch of 16
@@ -187,7 +189,7 @@ def test_the_same_command_under_torchrun_pretrains_on_every_rank_then_continues_
         timeout=600,
     )
     assert one.returncode == 0, (one.stdout + one.stderr)[-3000:]
-    assert "shards: done" in one.stdout
+    assert "shards: reused" in one.stdout
     metrics = [json.loads(d.read_text())["metrics"] for d in workdir.glob("pretrain-*/stage.json")]
     assert len(metrics) == 2
     single = next(m for m in metrics if m["parallel"]["world_size"] == 1)

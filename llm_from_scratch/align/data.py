@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from llm_from_scratch.align.chat import END, ROLE_TOKENS, Example
@@ -105,6 +106,15 @@ def chatterbot_examples(held_out_frac: float = 0.12) -> tuple[list[Example], lis
                     target = held if _held_out(q, held_out_frac) else train
                     target.append(Example(({"role": "user", "content": q},), a, f"chatterbot:{f.stem}"))
     return train, held
+
+
+def shuffled(items: Sequence, seed: int) -> list:
+    """``items`` in a fixed random order (``torch.randperm`` seeded by ``seed``): the order every stage draws its
+    training prompts (seed 1) and every evaluation its held-out prompts (seed 0) in."""
+    import torch
+
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [items[i] for i in order]
 
 
 @lru_cache(maxsize=2)

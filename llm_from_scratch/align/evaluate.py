@@ -1,28 +1,12 @@
-"""Held-out evaluation of a policy against its starting point: the target metric, KL, and the alignment tax."""
+"""Held-out evaluation of a policy against its starting point: sample, decode, verify, and the KL between them.
+
+One routine, :func:`alignment_metrics`, serves the chapters, the evaluation stage and the report card."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    n_prompts: int = 256
-    samples_per_prompt: int = 2
-    max_new_tokens: int = 48
-    temperature: float = 1.0
-    ppl_batches: int = 8
-    ppl_batch_size: int = 8
-    seed: int = 1234
-
-
-EVAL_PRESETS = {
-    "tiny": EvalConfig(n_prompts=200, samples_per_prompt=2, max_new_tokens=24, ppl_batches=2),
-    "book": EvalConfig(),
-}
 
 
 def decode_reply(tokenizer, ids: list[int], end: int) -> str:
@@ -44,46 +28,35 @@ def sequence_kl(policy, reference, prompts, replies, batch_size: int = 64) -> fl
     return total / max(len(prompts), 1)
 
 
-@torch.no_grad()
-def heldout_perplexity(model, preset: str, config: EvalConfig) -> float:
-    """Perplexity on fixed windows of the pretraining corpus's validation shards (text no stage trained on)."""
-    from llm_from_scratch.train.data import eval_windows, shard_data
-    from llm_from_scratch.train.trainer import evaluate
+def alignment_metrics(
+    model,
+    reference,
+    tokenizer,
+    prompts: Sequence[list[int]],
+    *,
+    n: int = 2,
+    max_new_tokens: int = 48,
+    temperature: float = 1.0,
+    seed: int = 1234,
+) -> dict:
+    """Sample ``n`` replies to each prompt, decode them, check them with the verifier, and estimate the KL to
+    ``reference`` (0 when it is ``None``). Prompts longer than the room the context leaves are cut from the left.
 
-    data = shard_data(preset)
-    windows = eval_windows(data.val, config.ppl_batch_size, model.config.context_length, config.ppl_batches)
-    return math.exp(evaluate(model, windows, str(model.tok_emb.weight.device), None))
-
-
-def evaluate_policy(model, reference, tokenizer, examples, preset: str, config: EvalConfig, max_prompt: int) -> dict:
-    """Sample replies to held-out ``examples``, verify them, estimate KL to ``reference`` and held-out perplexity.
-
-    Returns ``{"rates": {...}, "kl": float, "ppl": float, "replies": [...], "checks": [...]}``.
+    Returns ``{"rates": {...}, "kl": float, "replies": [...], "prompt_index": [...], "checks": [...]}``.
     """
-    from llm_from_scratch.align.chat import encode_prompt, end_id
+    from llm_from_scratch.align.chat import end_id
     from llm_from_scratch.align.sampling import sample_replies
     from llm_from_scratch.align.verifier import rates, verify
 
     end = end_id(tokenizer)
-    prompts = [encode_prompt(tokenizer, ex.prompt, max_prompt) for ex in examples[: config.n_prompts]]
-    s = sample_replies(
-        model,
-        prompts,
-        end,
-        n=config.samples_per_prompt,
-        max_new_tokens=config.max_new_tokens,
-        temperature=config.temperature,
-        seed=config.seed,
-    )
+    limit = model.config.context_length - max_new_tokens
+    if limit < 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in a context of {model.config.context_length}"
+        )
+    prompts = [list(p)[-limit:] for p in prompts]
+    s = sample_replies(model, prompts, end, n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
     texts = [decode_reply(tokenizer, t, end) for t in s.tokens]
     checks = verify(texts, s.ended)
-    p_ids = [prompts[i] for i in s.prompt_index]
-    kl = sequence_kl(model, reference, p_ids, s.tokens) if reference is not None else 0.0
-    return {
-        "rates": rates(checks),
-        "kl": kl,
-        "ppl": heldout_perplexity(model, preset, config),
-        "replies": texts,
-        "prompt_index": s.prompt_index,
-        "checks": checks,
-    }
+    kl = sequence_kl(model, reference, [prompts[i] for i in s.prompt_index], s.tokens) if reference is not None else 0.0
+    return {"rates": rates(checks), "kl": kl, "replies": texts, "prompt_index": s.prompt_index, "checks": checks}

@@ -50,12 +50,6 @@ class GRPOConfig:
         )
 
 
-GRPO_PRESETS = {
-    "tiny": GRPOConfig(steps=30, prompts_per_step=8, group_size=4, max_new_tokens=24, lr=1e-4, kl_coef=0.1),
-    "book": GRPOConfig(),
-}
-
-
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
     """``(r - mean_group) / (std_group + eps)`` for rewards laid out group after group."""
     r = rewards.view(-1, group_size)

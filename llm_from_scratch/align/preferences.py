@@ -36,12 +36,6 @@ class PreferenceConfig:
         )
 
 
-PREFERENCE_PRESETS = {
-    "tiny": PreferenceConfig(n_prompts=512, samples_per_prompt=4, max_new_tokens=24),
-    "book": PreferenceConfig(),
-}
-
-
 def build_pairs(model, tokenizer, prompts: list[list[int]], config: PreferenceConfig) -> tuple[list[dict], dict]:
     """``(pairs, stats)``; each pair is ``{"prompt", "chosen", "rejected"}`` (token ids, replies with ``<|end|>``
     when the model wrote it) plus the decoded texts for reading."""

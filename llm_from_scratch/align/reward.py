@@ -74,9 +74,6 @@ class RewardConfig:
         )
 
 
-REWARD_PRESETS = {"tiny": RewardConfig(epochs=3, batch_pairs=8, lr=1e-3), "book": RewardConfig()}
-
-
 def _pair_batch(pairs, device):
     seqs = [p["prompt"] + p["chosen"] for p in pairs] + [p["prompt"] + p["rejected"] for p in pairs]
     lengths = torch.tensor([len(s) for s in seqs], device=device)

@@ -54,14 +54,6 @@ class SFTConfig:
         )
 
 
-SFT_PRESETS = {
-    "tiny": SFTConfig(
-        steps=300, batch_size=16, lr=2e-3, max_prompt=32, max_reply=24, eval_interval=100, eval_examples=64
-    ),
-    "book": SFTConfig(),
-}
-
-
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over the positions whose label is not ``-100`` (the reply's tokens)."""
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)

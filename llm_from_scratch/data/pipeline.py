@@ -1,10 +1,10 @@
 """The curation pipeline: composable stages, streamed in bounded memory, over several processes.
 
-Per-document stages (extraction, line cleaning, quality rules, toxicity, PII masking, MinHash signature) run in
-worker processes on batches of documents; the two global stages (exact and near-duplicate removal) run in the main
-process, which keeps only 16-byte keys and MinHash signatures per document. Each stage counts documents and bytes
-in and out and the reason of every rejection, so ``in == out + rejected`` can be checked for every stage.
-"""
+Per-document stages (extraction, language ID, boilerplate and C4 line cleaning, quality rules, the learned quality
+classifier, toxicity, PII masking, MinHash signature) run in worker processes on batches of documents; the three
+global stages (exact, near-duplicate and line-level dedup) run in the main process, which keeps only 16-byte keys,
+MinHash signatures and two bounded generations of line hashes. Each stage counts documents and bytes in and out and
+the reason of every rejection, so ``in == out + rejected`` can be checked for every stage."""
 
 from __future__ import annotations
 

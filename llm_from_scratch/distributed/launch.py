@@ -157,16 +157,3 @@ def run_torchrun(
             f"{(proc.stdout + proc.stderr)[-8000:]}"
         )
     return proc
-
-
-def run_worker(task: str, *args: str, nproc_per_node: int = 2, timeout_s: float = 300.0) -> dict:
-    """Launch ``llm_from_scratch.distributed.worker TASK ARGS`` under torchrun and return rank 0's JSON result."""
-    import json
-
-    proc = run_torchrun(["-m", "llm_from_scratch.distributed.worker", task, *args], nproc_per_node, timeout_s)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(
-            f"distributed job {task} printed no JSON result; its output ends with:\n{proc.stdout[-2000:]}"
-        )
-    return json.loads(lines[-1])

@@ -27,18 +27,11 @@ class EvalConfig:
     align_prompts: int = 256  # held-out chat prompts for the alignment checks (verifier rates, KL to SFT)
     align_samples: int = 2
     align_max_new_tokens: int = 48
+    align_temperature: float = 1.0
     align_seed: int = 1234
     sample_tokens: int = 40  # sample generations shown in the report
     sample_temperature: float = 0.8
     sample_seed: int = 0
-
-
-EVAL_PRESETS: dict[str, EvalConfig] = {
-    "tiny": EvalConfig(
-        ppl_batches=2, cloze_items=60, align_prompts=48, align_samples=1, align_max_new_tokens=24, sample_tokens=24
-    ),
-    "book": EvalConfig(),
-}
 
 
 def heldout_lm_metrics(model, val_tokens: np.ndarray, bytes_per_token: float, config: EvalConfig) -> dict:

@@ -20,34 +20,6 @@ TEXT_PROMPTS = ("**ROMEO**  \n", "The history of")  # continuations from the bas
 CHAT_PROMPTS = ("What is your name?", "Tell me a joke.", "How do I get to the castle?")
 
 
-def chat_prompt_ids(tokenizer, n: int, max_prompt: int) -> list[list[int]]:
-    """``n`` held-out dialogue prompts as token ids: the align stage's held-out split, in a fixed shuffle."""
-    from llm_from_scratch.align.chat import encode_prompt
-    from llm_from_scratch.align.data import dialogue_examples
-
-    _, held = dialogue_examples()
-    order = torch.randperm(len(held), generator=torch.Generator().manual_seed(0)).tolist()[:n]
-    return [encode_prompt(tokenizer, held[i].prompt, max_prompt) for i in order]
-
-
-def alignment_metrics(model, reference, tokenizer, prompts: Sequence[list[int]], config: EvalConfig) -> dict:
-    """Verifier rates of sampled replies to ``prompts`` and the KL (nats per reply) from ``reference``."""
-    from llm_from_scratch.align.chat import end_id
-    from llm_from_scratch.align.evaluate import decode_reply, sequence_kl
-    from llm_from_scratch.align.sampling import sample_replies
-    from llm_from_scratch.align.verifier import rates, verify
-
-    end = end_id(tokenizer)
-    limit = model.config.context_length - config.align_max_new_tokens
-    prompts = [p[-limit:] for p in prompts]
-    s = sample_replies(
-        model, prompts, end, n=config.align_samples, max_new_tokens=config.align_max_new_tokens, seed=config.align_seed
-    )
-    texts = [decode_reply(tokenizer, t, end) for t in s.tokens]
-    kl = sequence_kl(model, reference, [prompts[i] for i in s.prompt_index], s.tokens) if reference else 0.0
-    return {**rates(verify(texts, s.ended)), "kl_to_sft": kl}
-
-
 @torch.no_grad()
 def sample_generations(model, tokenizer, chat: bool, config: EvalConfig) -> list[dict]:
     """Seeded samples: chat replies for a chat model, text continuations for the base model."""
@@ -76,13 +48,15 @@ def evaluate_models(
     val_tokens: np.ndarray,
     bytes_per_token: float,
     cloze_items: Sequence[ClozeItem],
+    prompts: Sequence[list[int]],
     config: EvalConfig,
-    max_prompt: int = 96,
     progress: bool = False,
 ) -> dict:
-    """``{name: metrics}`` for ``models`` (``{"base": m, "sft": m, ...}``); chat metrics for all but ``base``
+    """``{name: metrics}`` for ``models`` (``{"base": m, "sft": m, ...}``) on held-out text, cloze ``items`` and
+    held-out chat ``prompts`` (token ids); chat metrics for all but ``base``
     (the base model never saw the chat template, so its rates are reported too, as the "before" column)."""
-    prompts = chat_prompt_ids(tokenizer, config.align_prompts, max_prompt)
+    from llm_from_scratch.align.evaluate import alignment_metrics
+
     reference = models.get("sft")
     results = {}
     names = list(models)
@@ -94,7 +68,11 @@ def evaluate_models(
         model = models[name]
         lm = heldout_lm_metrics(model, val_tokens, bytes_per_token, config)
         cloze = score_cloze(model, tokenizer, cloze_items)
-        align = alignment_metrics(model, reference if name != "sft" else None, tokenizer, prompts, config)
+        a = alignment_metrics(
+            model, reference if name != "sft" else None, tokenizer, prompts, n=config.align_samples,
+            max_new_tokens=config.align_max_new_tokens, temperature=config.align_temperature, seed=config.align_seed,
+        )  # fmt: skip
+        align = {**a["rates"], "kl_to_sft": a["kl"]}
         samples = sample_generations(model, tokenizer, chat=name != "base", config=config)
         results[name] = {"lm": lm, "cloze": cloze, "align": align, "samples": samples}
     return results

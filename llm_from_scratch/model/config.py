@@ -120,15 +120,9 @@ class ModelConfig:
 
 _OPTIONAL_FIELDS = ("qk_norm", "zero_init_proj")
 
-PRESETS: dict[str, ModelConfig] = {
-    # Seconds on a CPU: unit tests and CI smoke runs.
-    "tiny": ModelConfig(
-        vocab_size=512, context_length=64, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_hidden=192
-    ),
-    # The book's CPU model (about 5M parameters with an 8192-token vocabulary): trains in minutes on 2 cores.
-    "book": ModelConfig(
-        vocab_size=8192, context_length=256, d_model=256, n_layers=4, n_heads=4, n_kv_heads=2, ffn_hidden=704
-    ),
+# Named shapes for parameter, FLOP and memory accounting. The pipeline's own models (the tiny and book presets) are
+# the model sections of llm_from_scratch/pipeline/configs/*.toml.
+ARCHITECTURES: dict[str, ModelConfig] = {
     # About 10M parameters: nanoGPT's Shakespeare GPU shape (6 layers, 384 dims, context 256), Llama-style.
     "small": ModelConfig(
         vocab_size=8192, context_length=256, d_model=384, n_layers=6, n_heads=6, n_kv_heads=2, ffn_hidden=1024
@@ -155,10 +149,10 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def get_config(preset: str | ModelConfig) -> ModelConfig:
-    """A preset by name (or a config passed through), validated."""
-    if isinstance(preset, ModelConfig):
-        return preset.validate()
-    if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[preset].validate()
+def get_config(name: str | ModelConfig) -> ModelConfig:
+    """A named architecture (or a config passed through), validated."""
+    if isinstance(name, ModelConfig):
+        return name.validate()
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name].validate()

@@ -260,7 +260,7 @@ _WORKER_TOKENIZER = None
 
 def _init_worker(tokenizer_path: str) -> None:
     global _WORKER_TOKENIZER
-    from llm_from_scratch.tokenizer.artifacts import load_tokenizer
+    from llm_from_scratch.tokenizer.build import load_tokenizer
 
     _WORKER_TOKENIZER = load_tokenizer(tokenizer_path)
 

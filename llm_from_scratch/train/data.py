@@ -52,7 +52,7 @@ def train_batch(
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
     if data.shards is not None:
-        from llm_from_scratch.tokenizer import get_batch as shard_batch
+        from llm_from_scratch.tokenizer.loader import get_batch as shard_batch
 
         index = step * grad_accum + micro
         return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device)
@@ -61,13 +61,6 @@ def train_batch(
     x, y = get_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
     return x[mine].to(device), y[mine].to(device)
-
-
-def shard_data(preset: str = "book") -> TokenData:
-    """The curated corpus under the book's tokenizer (built on first use by the tokenizer stage)."""
-    from llm_from_scratch.tokenizer import book_shards, book_tokenizer
-
-    return shards_token_data(book_shards(preset), book_tokenizer(preset))
 
 
 def shards_token_data(shards, tok) -> TokenData:

@@ -114,30 +114,6 @@ _RECIPE_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", 
 OPTIMIZERS = ("adamw", "muon")
 
 
-PRESETS: dict[str, TrainConfig] = {
-    # Seconds: tests and CI.
-    "tiny": TrainConfig(
-        max_steps=60, batch_size=8, peak_lr=3e-3, warmup_frac=0.1, eval_interval=20, eval_batches=2, log_interval=5
-    ),
-    # The book's model on 2 CPU cores.
-    # 180 steps of 12 x 256 tokens = 0.55M tokens, about a quarter of an epoch of the book corpus's train split
-    # (a few minutes on 2 quiet cores; more steps help, see the exercises of the pretraining chapter). The peak is
-    # the one the LR range test and sweep of the optimiser chapter select.
-    "book": TrainConfig(
-        max_steps=180,
-        batch_size=12,
-        peak_lr=1e-3,
-        warmup_frac=0.02,
-        eval_interval=20,
-        eval_batches=4,
-        eval_batch_size=16,
-        log_interval=5,
-        sample_interval=60,
-        ckpt_interval=30,
-    ),
-}
-
-
 @dataclass
 class TrainResult:
     model: nn.Module
@@ -274,7 +250,7 @@ def train(
         state = load_checkpoint(ckpt, model, optimizer, expect=expect)  # the full state, before any sharding
         par.check_resume(state, ckpt)
         start = state["step"]
-        records = [r for r in _read_log(log_path) if r["step"] <= start]
+        records = [r for r in read_log(log_path) if r["step"] <= start]
     if log_path and par.is_main:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _write_log(log_path, records)  # drop what a killed run logged after its last checkpoint
@@ -421,7 +397,7 @@ def _progress(it, enabled: bool, total: int, start: int):
     return tqdm(it, total=total, initial=start, desc="pretrain", unit="step", dynamic_ncols=True)
 
 
-def _read_log(path: Path | None) -> list[dict]:
+def read_log(path: Path | None) -> list[dict]:
     if path is None or not path.exists():
         return []
     out = []

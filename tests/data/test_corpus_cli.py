@@ -4,46 +4,53 @@ import numpy as np
 import pytest
 
 from llm_from_scratch.cli import main
-from llm_from_scratch.data.corpus import PRESETS, curated_corpus, curation_stats, iter_corpus_texts, rejected_documents
 from llm_from_scratch.data.dedup import ShingleHasher, jaccard
-from llm_from_scratch.data.evalset import build_eval_set, earlier_max_jaccard
 from llm_from_scratch.data.normalize import extract
 from llm_from_scratch.data.sources import news_articles
+from llm_from_scratch.experiments.curation_evalset import build_eval_set, earlier_max_jaccard
+from llm_from_scratch.pipeline import Artifacts
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLM_FROM_SCRATCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def root(tmp_path):
+    return tmp_path / "artifacts"
 
 
-def test_tiny_corpus_is_built_once_and_clean(cache):
-    path = curated_corpus("tiny")
+def test_tiny_corpus_is_built_once_and_clean(root):
+    art = Artifacts("tiny", root)
+    path = art.corpus_path()
     mtime = path.stat().st_mtime_ns
-    assert curated_corpus("tiny").stat().st_mtime_ns == mtime  # cached, not rebuilt
+    assert Artifacts("tiny", root).corpus_path().stat().st_mtime_ns == mtime  # found, not rebuilt
     docs = [json.loads(line) for line in path.read_text().splitlines()]
     assert len({d["id"] for d in docs}) == len(docs) > 5
     assert {d["source"] for d in docs} >= {"shakespeare", "news"}
-    assert list(iter_corpus_texts("tiny")) == [d["text"] for d in docs]
+    assert list(art.texts()) == [d["text"] for d in docs]
     play = next(d["text"] for d in docs if d["source"] == "shakespeare")
     assert "**" not in play and "\n_" not in play and ":\n" in play
-    stats = curation_stats("tiny")
-    assert stats["kept"] == len(docs) and stats["stages"]["extract"]["docs_in"] == 4 * len(PRESETS["tiny"].sources)
-    assert len(list(rejected_documents("tiny"))) == stats["rejected"]
-    with pytest.raises(ValueError, match="unknown corpus preset"):
-        curated_corpus("huge")
+    stats = art.curation_stats()
+    assert stats["kept"] == len(docs) and stats["stages"]["extract"]["docs_in"] == 4 * len(art.config.data.sources)
+    assert len(list(art.rejected_documents())) == stats["rejected"]
+    with pytest.raises(ValueError, match="unknown preset"):
+        Artifacts("huge", root)
 
 
-def test_cli_curate_files_and_errors(tmp_path, cache, capsys):
+def test_cli_curate_your_own_files_and_errors(tmp_path, root, capsys):
     src = tmp_path / "in.jsonl"
     good = next(news_articles()).text  # a real article: passes every filter
     src.write_text(json.dumps({"text": good}) + "\n" + json.dumps({"text": good}) + "\nnot json\n")
-    assert main(["curate", str(src), "--output", str(tmp_path / "out"), "--toxicity", "off"]) == 0
-    kept = (tmp_path / "out" / "kept.jsonl").read_text().splitlines()
-    reasons = [json.loads(x)["reason"] for x in (tmp_path / "out" / "rejected.jsonl").read_text().splitlines()]
-    assert len(kept) == 1 and sorted(reasons) == ["exact_dedup:duplicate", "extract:empty"]
-    assert main(["curate", str(tmp_path / "missing.jsonl")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    args = ["curate", str(src), "--preset", "tiny", "--out", str(root), "--set", "data.pipeline.toxicity=off"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "curate: kept 1, rejected 2" in out
+    art = Artifacts("tiny", root, overrides={"data": {"sources": [str(src)], "pipeline": {"toxicity": "off"}}})
+    kept = art.corpus_path().read_text().splitlines()
+    reasons = sorted(d["reason"] for d in art.rejected_documents())
+    assert len(kept) == 1 and reasons == ["exact_dedup:duplicate", "extract:empty"]
+    assert main(args) == 0 and "curate: reused" in capsys.readouterr().out  # the same files: found, not rebuilt
+    src.write_text(json.dumps({"text": good}) + "\n")
+    assert main(args) == 0 and "curate: building" in capsys.readouterr().out  # a changed file: a new corpus
+    assert main(["curate", str(tmp_path / "missing.jsonl"), "--out", str(root)]) == 2
+    assert "neither a built-in source" in capsys.readouterr().err
 
 
 def test_eval_set_labels_are_true_by_construction():

@@ -7,8 +7,6 @@ from llm_from_scratch.data.dedup import (
     StreamingNearDedup,
     band_keys,
     connected_components,
-    datasketch_candidates,
-    datasketch_minhashes,
     estimated_jaccard,
     exact_key,
     jaccard,
@@ -17,6 +15,7 @@ from llm_from_scratch.data.dedup import (
     s_curve,
     shingle_strings,
 )
+from llm_from_scratch.experiments.dedup_baselines import datasketch_candidates, datasketch_minhashes
 
 
 def _text(rng, n=300):

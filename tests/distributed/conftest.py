@@ -1,4 +1,4 @@
-"""Helpers that launch 2-process gloo jobs of ``llm_from_scratch.distributed.worker`` with a deadline."""
+"""Helpers that launch 2-process gloo jobs of ``llm_from_scratch.experiments.distributed_harness`` with a deadline."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def run_job(tmp_path: Path):
         out = tmp_path / f"{task}.json"
         env = {"LLM_FROM_SCRATCH_CACHE": os.environ.get("LLM_FROM_SCRATCH_CACHE", str(tmp_path / "cache"))}
         run_torchrun(
-            ["-m", "llm_from_scratch.distributed.worker", task, "--out", str(out), *args], nproc, timeout_s, env
+            ["-m", "llm_from_scratch.experiments.distributed_harness", task, "--out", str(out), *args],
+            nproc,
+            timeout_s,
+            env,
         )
         return json.loads(out.read_text())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_from_scratch.distributed.pipeline import bubble_fraction, gpipe_schedule, measured_bubble
+from llm_from_scratch.distributed.pipeline_parallel import bubble_fraction, gpipe_schedule, measured_bubble
 
 
 @pytest.mark.parametrize("stages,micro", [(2, 1), (2, 4), (4, 8), (8, 3)])

@@ -11,7 +11,8 @@ from llm_from_scratch.distributed.tensor_parallel import (
     proj_shard_cols,
     qkv_shard_rows,
 )
-from llm_from_scratch.model import PRESETS, ModelConfig
+from llm_from_scratch.model import ModelConfig
+from llm_from_scratch.pipeline import preset_config
 
 
 @pytest.mark.parametrize("heads,kv,tp", [(4, 2, 2), (8, 2, 2), (8, 4, 4), (4, 4, 2)])
@@ -35,13 +36,13 @@ def test_gate_up_shards_pair_gate_and_up_units():
 
 def test_indivisible_heads_are_a_clear_error():
     with pytest.raises(ValueError, match="n_kv_heads=2 divisible by 4"):
-        check_tp_shapes(PRESETS["tiny"], 4)
+        check_tp_shapes(preset_config("tiny").model, 4)
 
 
 @pytest.mark.parametrize("task", ["tp", "dtensor"])
 def test_tensor_parallel_equals_unsharded_model(run_job, task):
     r = run_job(task, "--batch", "4", "--seq", "32")
-    assert r["sharded_matrices"] == 4 * PRESETS["tiny"].n_layers
+    assert r["sharded_matrices"] == 4 * preset_config("tiny").model.n_layers
     assert r["logits_diff"] < 1e-5
     assert r["loss_diff"] < 1e-5
     assert r["grad_diff"] < 1e-5

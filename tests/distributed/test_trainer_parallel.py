@@ -11,8 +11,9 @@ import torch
 
 from llm_from_scratch.distributed.launch import DistEnv
 from llm_from_scratch.distributed.sharded_state import global_grad_norm, named_params
-from llm_from_scratch.distributed.worker import parse_args, train_setup
-from llm_from_scratch.model import PRESETS, Transformer
+from llm_from_scratch.experiments.distributed_harness import parse_args, train_setup
+from llm_from_scratch.model import Transformer
+from llm_from_scratch.pipeline import preset_config
 from llm_from_scratch.train.trainer import train
 
 # 4 steps of 2 micro-batches of 2 sequences per rank, clipped at 0.5 (the norms start above 2: clipping is active)
@@ -22,7 +23,7 @@ TOL = 1e-5
 
 def _single(batch: int) -> dict:
     """The single-process run with ``batch`` sequences per micro-batch, as the worker's curve."""
-    from llm_from_scratch.distributed.worker import curve
+    from llm_from_scratch.experiments.distributed_harness import curve
 
     args = parse_args(["train", *ARGS])
     model_config, data, config = train_setup(args)
@@ -37,7 +38,7 @@ def _close(run: dict, ref: dict) -> None:
 
 def test_global_grad_norm_in_one_process_is_clip_grad_norm():
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"])
+    model = Transformer(preset_config("tiny").model)
     x = torch.randint(0, 512, (2, 16))
     model(x, x)[1].backward()
     env = DistEnv(0, 0, 1, "none", "cpu")

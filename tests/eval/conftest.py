@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from llm_from_scratch.pipeline import preset_config
+
 
 @pytest.fixture(scope="session")
 def tok():
@@ -16,10 +18,10 @@ def tok():
 
 @pytest.fixture
 def model(tok):
-    from llm_from_scratch.model import PRESETS, Transformer
+    from llm_from_scratch.model import Transformer
 
     torch.manual_seed(0)
-    return Transformer(PRESETS["tiny"].replace(vocab_size=tok.vocab_size, context_length=48)).eval()
+    return Transformer(preset_config("tiny").model.replace(vocab_size=tok.vocab_size, context_length=48)).eval()
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model import PRESETS, KVCache, Transformer
+from llm_from_scratch.model import KVCache, Transformer
 from llm_from_scratch.model.attention import causal_attention, stable_softmax
+from llm_from_scratch.pipeline import preset_config
 
 
 def test_stable_softmax_survives_huge_scores_and_masks():
@@ -33,7 +34,7 @@ def test_grouped_query_attention_equals_repeated_kv_heads():
 @pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
 def test_kv_cache_gives_the_same_logits_as_a_full_pass(n_kv_heads):
     torch.manual_seed(0)
-    config = PRESETS["tiny"].replace(n_kv_heads=n_kv_heads)
+    config = preset_config("tiny").model.replace(n_kv_heads=n_kv_heads)
     model = Transformer(config).eval()
     idx = torch.randint(0, config.vocab_size, (2, 30))
     full, _ = model(idx)
@@ -46,9 +47,9 @@ def test_kv_cache_gives_the_same_logits_as_a_full_pass(n_kv_heads):
 
 
 def test_cache_overflow_and_context_overflow_are_clear_errors():
-    model = Transformer(PRESETS["tiny"]).eval()
-    cache = KVCache(PRESETS["tiny"], batch_size=1, max_len=4)
+    model = Transformer(preset_config("tiny").model).eval()
+    cache = KVCache(preset_config("tiny").model, batch_size=1, max_len=4)
     with pytest.raises(ValueError, match="KVCache is full"):
         model(torch.zeros(1, 5, dtype=torch.long), kv_cache=cache)
     with pytest.raises(ValueError, match="context_length"):
-        model(torch.zeros(1, PRESETS["tiny"].context_length + 1, dtype=torch.long))
+        model(torch.zeros(1, preset_config("tiny").model.context_length + 1, dtype=torch.long))

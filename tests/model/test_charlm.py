@@ -2,7 +2,7 @@
 
 import torch
 
-from llm_from_scratch.model.charlm import (
+from llm_from_scratch.experiments.charlm import (
     attention_maps,
     char_data,
     per_position_loss,

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from llm_from_scratch.model import PRESETS, Transformer
+from llm_from_scratch.model import Transformer
 from llm_from_scratch.model.checkpoint import (
     CheckpointError,
     load_model,
@@ -20,11 +20,12 @@ from llm_from_scratch.model.checkpoint import (
     save_model,
 )
 from llm_from_scratch.model.hf import export_hf
+from llm_from_scratch.pipeline import preset_config
 
 
 def _model() -> Transformer:
     torch.manual_seed(0)
-    return Transformer(PRESETS["tiny"]).eval()
+    return Transformer(preset_config("tiny").model).eval()
 
 
 def _same(a: Transformer, b: Transformer) -> bool:

@@ -3,14 +3,15 @@
 import torch
 
 from llm_from_scratch.cli import main
-from llm_from_scratch.model import PRESETS, Transformer, generate
+from llm_from_scratch.model import Transformer, generate
 from llm_from_scratch.model.checkpoint import load_model, save_model
 from llm_from_scratch.model.hf import export_hf
+from llm_from_scratch.pipeline import preset_config
 
 
 def test_native_checkpoint_roundtrip(tmp_path):
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"])
+    model = Transformer(preset_config("tiny").model)
     save_model(tmp_path, model)
     back = load_model(tmp_path)
     assert all(torch.equal(back.state_dict()[k], v) for k, v in model.state_dict().items())
@@ -18,7 +19,7 @@ def test_native_checkpoint_roundtrip(tmp_path):
 
 def test_generate_command_prints_greedy_ids(tmp_path, capsys):
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"]).eval()
+    model = Transformer(preset_config("tiny").model).eval()
     export_hf(model, tmp_path)
     expected = generate(model, torch.tensor([[5, 6, 7]]), 6)[0, 3:].tolist()
     rc = main(["generate", str(tmp_path), "--prompt-ids", "5 6 7", "--max-new-tokens", "6", "--temperature", "0"])
@@ -27,7 +28,7 @@ def test_generate_command_prints_greedy_ids(tmp_path, capsys):
 
 
 def test_generate_command_without_tokenizer_is_a_clear_error(tmp_path, capsys):
-    export_hf(Transformer(PRESETS["tiny"]), tmp_path)
+    export_hf(Transformer(preset_config("tiny").model), tmp_path)
     assert main(["generate", str(tmp_path), "--prompt", "hello"]) == 2
     assert "no tokenizer found" in capsys.readouterr().err
     assert main(["generate", str(tmp_path / "missing"), "--prompt-ids", "1"]) == 2
@@ -47,7 +48,7 @@ def test_generate_finds_the_tokenizer_of_a_run_and_refuses_a_mismatched_one(tmp_
     tok.save(tmp_path / "tokenizer-abc" / "tokenizer.json")
     other.save(tmp_path / "other.json")
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"]).eval()
+    model = Transformer(preset_config("tiny").model).eval()
     run = tmp_path / "pretrain-def"
     ckpt = save_train_checkpoint(
         run, 1, model, AdamW(model.parameters()), model.config, {"tokenizer_fingerprint": tok.fingerprint}

@@ -2,7 +2,8 @@
 
 import pytest
 
-from llm_from_scratch.model import PRESETS, ModelConfig, Transformer, get_config
+from llm_from_scratch.model import ModelConfig, Transformer, get_config
+from llm_from_scratch.pipeline import preset_config
 
 
 @pytest.mark.parametrize(
@@ -21,18 +22,18 @@ from llm_from_scratch.model import PRESETS, ModelConfig, Transformer, get_config
 )
 def test_invalid_configs_raise_clear_value_errors(changes, message):
     with pytest.raises(ValueError, match=message):
-        PRESETS["tiny"].replace(**changes)
+        preset_config("tiny").model.replace(**changes)
     with pytest.raises(ValueError, match=message):
-        Transformer(ModelConfig(**{**PRESETS["tiny"].to_dict(), **changes}))
+        Transformer(ModelConfig(**{**preset_config("tiny").model.to_dict(), **changes}))
 
 
 def test_unknown_preset_and_unknown_field():
     with pytest.raises(ValueError, match="unknown model preset 'huge'"):
         get_config("huge")
     with pytest.raises(ValueError, match="unknown fields"):
-        ModelConfig.from_dict({**PRESETS["tiny"].to_dict(), "n_embd": 3})
+        ModelConfig.from_dict({**preset_config("tiny").model.to_dict(), "n_embd": 3})
 
 
 def test_context_extension_config():
-    c = PRESETS["book"].with_context_extension("yarn", 4)
-    assert c.context_length == 4 * PRESETS["book"].context_length and c.rope_original_context == 256
+    c = preset_config("book").model.with_context_extension("yarn", 4)
+    assert c.context_length == 4 * preset_config("book").model.context_length and c.rope_original_context == 256

@@ -2,13 +2,14 @@
 
 import torch
 
-from llm_from_scratch.model import PRESETS, Transformer, generate, stream
+from llm_from_scratch.model import Transformer, generate, stream
 from llm_from_scratch.model.generate import filter_logits, sample_next
+from llm_from_scratch.pipeline import preset_config
 
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return Transformer(PRESETS["tiny"]).eval()
+    return Transformer(preset_config("tiny").model).eval()
 
 
 def test_top_k_keeps_exactly_k():

@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama import modeling_llama as hf_llama
 
-from llm_from_scratch.model import PRESETS, Transformer
+from llm_from_scratch.model import Transformer
 from llm_from_scratch.model.hf import (
     config_from_hf,
     export_hf,
@@ -20,9 +20,12 @@ from llm_from_scratch.model.hf import (
 )
 from llm_from_scratch.model.layers import RMSNorm, SwiGLU
 from llm_from_scratch.model.rope import apply_rope, rope_cache
+from llm_from_scratch.pipeline import preset_config
 
 TOL = 1e-4
-CONFIG = PRESETS["tiny"].replace(n_layers=3, n_heads=8, n_kv_heads=2, d_model=128, ffn_hidden=352, rope_theta=500.0)
+CONFIG = preset_config("tiny").model.replace(
+    n_layers=3, n_heads=8, n_kv_heads=2, d_model=128, ffn_hidden=352, rope_theta=500.0
+)
 
 
 def _random_model(config=CONFIG, seed=0):

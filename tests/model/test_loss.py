@@ -4,8 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model import PRESETS, Transformer
+from llm_from_scratch.model import Transformer
 from llm_from_scratch.model.loss import linear_cross_entropy
+from llm_from_scratch.pipeline import preset_config
 
 
 def _plain_and_fused(chunk_rows, n=37, d=16, vocab=50, ignore=(0, 5, 36)):
@@ -37,7 +38,7 @@ def test_fused_equals_plain_loss_and_gradients(chunk_rows):
 
 def test_transformer_fused_path_matches_logits_path():
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"])
+    model = Transformer(preset_config("tiny").model)
     idx = torch.randint(0, model.config.vocab_size, (2, 17))
     targets = idx[:, 1:].clone()
     targets[0, :4] = -100  # e.g. masked prompt tokens

@@ -6,12 +6,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model import PRESETS, Transformer
+from llm_from_scratch.model import Transformer
 from llm_from_scratch.model.attention import causal_attention
 from llm_from_scratch.model.config import ModelConfig
 from llm_from_scratch.model.rope import apply_rope
+from llm_from_scratch.pipeline import preset_config
 
-TINY = PRESETS["tiny"]
+TINY = preset_config("tiny").model
 
 
 def test_defaults_leave_the_model_and_its_config_file_unchanged():

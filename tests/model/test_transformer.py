@@ -5,25 +5,28 @@ import math
 import pytest
 import torch
 
-from llm_from_scratch.model import PRESETS, Transformer, count_parameters, flops_per_token
+from llm_from_scratch.model import ARCHITECTURES, Transformer, count_parameters, flops_per_token
+from llm_from_scratch.pipeline import preset_config
 
 
 @pytest.mark.parametrize("name", ["tiny", "book", "small"])
 def test_parameter_count_formula_matches_the_module(name):
     for tie in (True, False):
-        config = PRESETS[name].replace(tie_embeddings=tie)
+        config = (ARCHITECTURES[name] if name in ARCHITECTURES else preset_config(name).model).replace(
+            tie_embeddings=tie
+        )
         assert Transformer(config).num_parameters() == count_parameters(config)
 
 
 def test_reference_configs_have_their_published_sizes():
     # meta-llama/Llama-3.2-1B: 1,235,814,400 parameters (tied embeddings)
-    assert count_parameters(PRESETS["llama-3.2-1b"]) == 1_235_814_400
+    assert count_parameters(ARCHITECTURES["llama-3.2-1b"]) == 1_235_814_400
     # GPT-2 small has 124,439,808; ours lacks its 786,432 learned positions and LayerNorm biases
-    assert abs(count_parameters(PRESETS["gpt2-124m"]) - 124_439_808) / 124_439_808 < 0.01
+    assert abs(count_parameters(ARCHITECTURES["gpt2-124m"]) - 124_439_808) / 124_439_808 < 0.01
 
 
 def test_flops_follow_the_6n_rule_plus_attention():
-    config = PRESETS["llama-3.2-1b"]
+    config = ARCHITECTURES["llama-3.2-1b"]
     n_matmul = count_parameters(config) - 2 * config.n_layers * config.d_model - config.d_model  # no norm gains
     # tied: the head matrix is the embedding, used once as a matmul; the lookup costs no FLOPs
     assert flops_per_token(config, seq_len=1) == pytest.approx(6 * n_matmul, rel=1e-3)
@@ -34,7 +37,7 @@ def test_flops_follow_the_6n_rule_plus_attention():
 
 def test_initial_loss_is_near_log_vocab_and_residual_projections_are_scaled():
     torch.manual_seed(0)
-    config = PRESETS["tiny"]
+    config = preset_config("tiny").model
     model = Transformer(config)
     idx, targets = torch.randint(0, config.vocab_size, (2, 4, 64))  # targets independent of the inputs
     _, loss = model(idx, targets)
@@ -46,7 +49,7 @@ def test_initial_loss_is_near_log_vocab_and_residual_projections_are_scaled():
 
 def test_a_few_steps_overfit_one_batch():
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"])
+    model = Transformer(preset_config("tiny").model)
     idx = torch.randint(0, 512, (2, 32))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
@@ -61,7 +64,7 @@ def test_a_few_steps_overfit_one_batch():
 
 def test_dropout_only_in_training_mode():
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"].replace(dropout=0.5))
+    model = Transformer(preset_config("tiny").model.replace(dropout=0.5))
     idx = torch.randint(0, 512, (1, 16))
     model.eval()
     assert torch.equal(model(idx)[0], model(idx)[0])
@@ -72,7 +75,7 @@ def test_dropout_only_in_training_mode():
 @pytest.mark.slow
 def test_torch_compile_fullgraph_matches_eager():
     torch.manual_seed(0)
-    model = Transformer(PRESETS["tiny"])
+    model = Transformer(preset_config("tiny").model)
     idx = torch.randint(0, 512, (2, 32))
     compiled = torch.compile(model, fullgraph=True)
     eager_logits, eager_loss = model(idx, idx)

@@ -1,7 +1,7 @@
 """The chapter's experiment helpers: the document split, compression, and token pieces."""
 
+from llm_from_scratch.experiments.tokenization import bytes_per_token, compression_curve, pieces, split_documents
 from llm_from_scratch.tokenizer.bpe import train_tokenizer
-from llm_from_scratch.tokenizer.experiments import bytes_per_token, compression_curve, pieces, split_documents
 from llm_from_scratch.tokenizer.spm import train_sentencepiece
 
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from llm_from_scratch.pipeline import preset_config
+
 TEXT = (
     "To be, or not to be, that is the question:\n"
     "Whether 'tis nobler in the mind to suffer\n"
@@ -20,6 +22,5 @@ def char_data():
 
 @pytest.fixture
 def tiny_config(char_data):
-    from llm_from_scratch.model import PRESETS
 
-    return PRESETS["tiny"].replace(vocab_size=char_data.vocab_size, context_length=32)
+    return preset_config("tiny").model.replace(vocab_size=char_data.vocab_size, context_length=32)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from llm_from_scratch.model import Transformer
+from llm_from_scratch.pipeline import preset_config
 from llm_from_scratch.train.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -153,7 +154,7 @@ KILLED_WRITER = textwrap.dedent(
     from llm_from_scratch.train.optim import AdamW, param_groups
 
     run_dir, marker = Path(sys.argv[1]), Path(sys.argv[2])
-    config = PRESETS["tiny"]
+    config = preset_config("tiny").model
     model = Transformer(config)
     opt = AdamW(param_groups(model, 0.1))
     model(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long))[1].backward()
@@ -176,7 +177,6 @@ KILLED_WRITER = textwrap.dedent(
 
 
 def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
-    from llm_from_scratch.model import PRESETS
 
     run_dir, marker = tmp_path / "run", tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(run_dir), str(marker)])
@@ -195,7 +195,7 @@ def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
     assert any(run_dir.glob(".step-00000002.*.tmp"))  # the half-written checkpoint is still there...
     latest = latest_checkpoint(run_dir)
     assert latest.name == "step-00000001"  # ...but nothing points to it
-    state = load_checkpoint(latest, Transformer(PRESETS["tiny"]))
+    state = load_checkpoint(latest, Transformer(preset_config("tiny").model))
     assert state["step"] == 1
 
 

@@ -9,7 +9,7 @@ import torch
 from llm_from_scratch.cli import main
 from llm_from_scratch.distributed.launch import DistEnv
 from llm_from_scratch.distributed.parallel import ParallelRun
-from llm_from_scratch.model import PRESETS
+from llm_from_scratch.pipeline import preset_config
 from llm_from_scratch.train.data import train_batch
 
 
@@ -28,20 +28,19 @@ def test_data_parallel_ranks_split_the_global_batch(char_data):
         train_batch(char_data, 2, 16, 3, 5, 1, 2, "cpu", rank=3, world_size=3)
 
 
-def test_parallel_run_directory_is_keyed_by_strategy_and_world(monkeypatch, tmp_path, char_data):
-    import llm_from_scratch.train.data as data_mod
-    from llm_from_scratch.train.pretrained import run_config, run_dir
-    from llm_from_scratch.utils import config_key
+def test_parallel_pretraining_is_keyed_by_strategy_and_world():
+    from types import SimpleNamespace
 
-    monkeypatch.setenv("LLM_FROM_SCRATCH_CACHE", str(tmp_path))
-    monkeypatch.setattr(data_mod, "shard_data", lambda preset: char_data)
-    model_config, train_config = run_config("tiny")
-    spec = {"model": model_config.replace(vocab_size=char_data.vocab_size).to_dict(),
-            "train": train_config.to_dict(), "tokenizer": char_data.fingerprint}  # fmt: skip
-    assert run_dir("tiny").name == f"tiny-{config_key(spec)}"  # the single-process key is unchanged
-    fsdp2, fsdp4, ddp2 = (run_dir("tiny", parallel=p, world_size=w) for p, w in (("fsdp", 2), ("fsdp", 4), ("ddp", 2)))
-    assert fsdp2.name.startswith("tiny-fsdpx2-") and ddp2.name.startswith("tiny-ddpx2-")
-    assert len({run_dir("tiny"), fsdp2, fsdp4, ddp2}) == 4
+    from llm_from_scratch.pipeline import Artifacts
+
+    one = Artifacts("tiny")
+    runs = [
+        Artifacts("tiny", overrides={"run": {"parallel": p}}, env=SimpleNamespace(world_size=w, device="cpu"))
+        for p, w in (("fsdp", 2), ("fsdp", 4), ("ddp", 2))
+    ]
+    assert len({one.key("pretrain"), *(r.key("pretrain") for r in runs)}) == 4
+    assert {r.key("shards") for r in runs} == {one.key("shards")}  # the data stages are shared
+    assert {r.key("sft") for r in runs} != {one.key("sft")}  # downstream of another model
 
 
 def test_parallel_without_torchrun_says_how_to_launch(no_torchrun, capsys):
@@ -62,7 +61,7 @@ def test_torchrun_without_parallel_is_refused(monkeypatch, capsys):
 def test_tensor_parallel_world_must_divide_the_heads():
     env = DistEnv(0, 0, 4, "gloo", "cpu")  # checked before any collective: no process group needed
     with pytest.raises(ValueError, match=r"n_kv_heads=2 divisible by 4.*--nproc_per_node in \[2\]"):
-        ParallelRun.start("tp", PRESETS["tiny"], env)
-    assert ParallelRun.start("fsdp", PRESETS["tiny"], env).data_world == 4
+        ParallelRun.start("tp", preset_config("tiny").model, env)
+    assert ParallelRun.start("fsdp", preset_config("tiny").model, env).data_world == 4
     with pytest.raises(ValueError, match="unknown parallel strategy"):
-        ParallelRun.start("zero4", PRESETS["tiny"], env)
+        ParallelRun.start("zero4", preset_config("tiny").model, env)

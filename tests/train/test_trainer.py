@@ -85,7 +85,7 @@ KILLED_TRAINER = textwrap.dedent(
     from test_trainer import CFG
 
     data = char_data(TEXT)
-    config = PRESETS["tiny"].replace(vocab_size=data.vocab_size, context_length=32)
+    config = preset_config("tiny").model.replace(vocab_size=data.vocab_size, context_length=32)
     real_save = trainer.save_checkpoint
 
     def save_then_wait(run_dir, step, *args, **kwargs):  # slow the run down after each checkpoint

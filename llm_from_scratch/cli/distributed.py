@@ -56,9 +56,11 @@ def _memory(args) -> int:
     if args.params is not None:
         n = int(args.params)
     else:
-        from llm_from_scratch.model import count_parameters, get_config
+        from llm_from_scratch.model import ARCHITECTURES, count_parameters
 
-        n = count_parameters(get_config(args.preset))
+        if args.preset not in ARCHITECTURES:
+            raise ValueError(f"--preset {args.preset!r}: choose one of {sorted(ARCHITECTURES)}, or pass --params")
+        n = count_parameters(ARCHITECTURES[args.preset])
     if args.world < 1:
         raise ValueError(f"--world must be at least 1, got {args.world}")
     print(f"{n:,} parameters, {args.world} ranks, {args.precision} precision (GB per rank, 1 GB = 1e9 bytes)")
@@ -90,7 +92,7 @@ def _plan(args) -> int:
 def _check(args) -> int:
     from llm_from_scratch.distributed.launch import run_torchrun
 
-    proc = run_torchrun(["-m", "llm_from_scratch.distributed.worker", args.task], args.nproc, args.timeout)
+    proc = run_torchrun(["-m", "llm_from_scratch.experiments.distributed_harness", args.task], args.nproc, args.timeout)
     print(_last_json(proc.stdout))
     return 0
 
@@ -98,7 +100,7 @@ def _check(args) -> int:
 def _train(args) -> int:
     from llm_from_scratch.distributed.launch import run_torchrun
 
-    cmd = ["-m", "llm_from_scratch.distributed.worker", "train", "--parallel", args.parallel,
+    cmd = ["-m", "llm_from_scratch.experiments.distributed_harness", "train", "--parallel", args.parallel,
            "--steps", str(args.steps), "--data", args.data, "--seq", "64", "--batch", "8"]  # fmt: skip
     proc = run_torchrun(cmd, args.nproc, args.timeout)
     print(proc.stdout.strip())

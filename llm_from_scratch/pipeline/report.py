@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from llm_from_scratch.pipeline_run.config import RunConfig
+from llm_from_scratch.pipeline.config import RunConfig
 
 FIGURES = ("pretrain_loss.png", "alignment.png", "eval.png", "wall_time.png")
 MODEL_ORDER = ("base", "sft", "dpo", "rlhf")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from llm_from_scratch.tokenizer.build import bytes_per_token
 from llm_from_scratch.tokenizer.shards import doc_hash, validation_threshold
 
 
@@ -16,12 +17,6 @@ def split_documents(texts: Sequence[str], val_fraction: float = 0.05) -> tuple[l
     train = [t for t, h in zip(texts, hashes, strict=True) if h > threshold]
     val = [t for t, h in zip(texts, hashes, strict=True) if h <= threshold]
     return train, val
-
-
-def bytes_per_token(tokenizer, texts: Sequence[str]) -> float:
-    """Compression: UTF-8 bytes per token over ``texts`` (higher means shorter sequences)."""
-    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    return n_bytes / sum(len(tokenizer.encode(t)) for t in texts)
 
 
 def compression_curve(train: Sequence[str], val: Sequence[str], sizes: dict[str, Sequence[int]]) -> list[dict]:

@@ -1,10 +1,10 @@
-"""One config for the whole run: every stage's frozen dataclass, resolved from a preset plus a file of overrides.
+"""One config for the whole pipeline: every stage's frozen dataclass, resolved from a preset plus overrides.
 
-A config file (TOML or YAML) has one table per stage, named like the ``RunConfig`` fields below, holding only the
-fields that differ from the preset, e.g.::
+A preset is a config file in ``configs/`` (``tiny.toml``, ``book.toml``, ``gpu.toml``): one table per stage, named
+like the ``RunConfig`` fields below, holding only the fields that differ from the dataclass defaults (a preset may
+``extends`` another). A user's config file (TOML or YAML) and ``--set SECTION.KEY=VALUE`` overrides are applied on
+top the same way, e.g.::
 
-    [run]
-    preset = "tiny"
     [pretrain]
     max_steps = 120
     [data.pipeline]
@@ -12,7 +12,7 @@ fields that differ from the preset, e.g.::
 
 Every key is checked against the dataclass it lands in: an unknown section or field, or a value of the wrong type,
 is a ``ValueError`` that names it (``pretrain.max_step``) and lists the valid ones, before any work starts. The
-fully resolved config is written to the work directory as ``config.yaml`` (YAML: it can say ``null``, TOML cannot),
+fully resolved config is written next to a run's report as ``config.yaml`` (YAML: it can say ``null``, TOML cannot),
 so a run records every choice it made, defaults included, and re-running with that file reproduces it.
 """
 
@@ -25,21 +25,17 @@ from typing import Any
 
 import tomllib
 
-from llm_from_scratch.align.dpo import DPO_PRESETS, DPOConfig
-from llm_from_scratch.align.grpo import GRPO_PRESETS, GRPOConfig
-from llm_from_scratch.align.preferences import PREFERENCE_PRESETS, PreferenceConfig
-from llm_from_scratch.align.reward import REWARD_PRESETS, RewardConfig
-from llm_from_scratch.align.sft import SFT_PRESETS, SFTConfig
-from llm_from_scratch.data.corpus import PRESETS as CORPUS_PRESETS
+from llm_from_scratch.align.dpo import DPOConfig
+from llm_from_scratch.align.grpo import GRPOConfig
+from llm_from_scratch.align.preferences import PreferenceConfig
+from llm_from_scratch.align.reward import RewardConfig
+from llm_from_scratch.align.sft import SFTConfig
 from llm_from_scratch.data.corpus import CorpusConfig
-from llm_from_scratch.eval.lm import EVAL_PRESETS, EvalConfig
-from llm_from_scratch.model.config import PRESETS as MODEL_PRESETS
+from llm_from_scratch.eval.lm import EvalConfig
 from llm_from_scratch.model.config import ModelConfig
-from llm_from_scratch.tokenizer.artifacts import SHARD_PRESETS, TOKENIZER_PRESETS, ShardConfig, TokenizerConfig
-from llm_from_scratch.train.trainer import PRESETS as TRAIN_PRESETS
+from llm_from_scratch.pipeline.presets import CONFIG_DIR, PRESET_NAMES
+from llm_from_scratch.tokenizer.build import ShardConfig, TokenizerConfig
 from llm_from_scratch.train.trainer import TrainConfig
-
-PRESET_NAMES = ("tiny", "book")
 
 
 @dataclass(frozen=True)
@@ -74,29 +70,36 @@ class RunConfig:
         return _plain(dataclasses.asdict(self))
 
 
+DEFAULTS = RunConfig(
+    run=RunOptions(),
+    data=CorpusConfig(),
+    tokenizer=TokenizerConfig(),
+    shards=ShardConfig(),
+    model=ModelConfig(),
+    pretrain=TrainConfig(),
+    sft=SFTConfig(),
+    preferences=PreferenceConfig(),
+    dpo=DPOConfig(),
+    reward=RewardConfig(),
+    rlhf=GRPOConfig(),
+    eval=EvalConfig(),
+)
+
+
 def preset_config(preset: str) -> RunConfig:
-    """The stages' own presets, side by side. Two choices differ from the stage presets, both for the runner:
-    pretraining checkpoints every ``max_steps // 3`` steps (a crash mid-stage resumes there), and the model's
-    vocabulary is whatever the trained tokenizer has (set when the shards exist; ``model.vocab_size`` is ignored)."""
+    """The config of a preset: the dataclass defaults with ``configs/<preset>.toml`` applied."""
+    return load_config(None, preset)
+
+
+def _preset_data(preset: str, seen: tuple[str, ...] = ()) -> dict:
+    """The preset file's tables, with the preset it ``extends`` underneath."""
     if preset not in PRESET_NAMES:
-        raise ValueError(f"unknown preset {preset!r}: choose one of {list(PRESET_NAMES)}")
-    train = TRAIN_PRESETS[preset]
-    if not train.ckpt_interval:
-        train = dataclasses.replace(train, ckpt_interval=max(1, train.max_steps // 3))
-    return RunConfig(
-        run=RunOptions(preset=preset),
-        data=CORPUS_PRESETS[preset],
-        tokenizer=TOKENIZER_PRESETS[preset],
-        shards=SHARD_PRESETS[preset],
-        model=MODEL_PRESETS[preset],
-        pretrain=train,
-        sft=SFT_PRESETS[preset],
-        preferences=PREFERENCE_PRESETS[preset],
-        dpo=DPO_PRESETS[preset],
-        reward=REWARD_PRESETS[preset],
-        rlhf=GRPO_PRESETS[preset],
-        eval=EVAL_PRESETS[preset],
-    )
+        raise ValueError(f"unknown preset {preset!r}: choose one of {list(PRESET_NAMES)} (files in {CONFIG_DIR})")
+    if preset in seen:
+        raise ValueError(f"preset {preset!r} extends itself through {list(seen)}")
+    data = read_config_file(CONFIG_DIR / f"{preset}.toml")
+    base = data.pop("extends", None)
+    return merge_tables(_preset_data(base, (*seen, preset)), data) if base else data
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -136,25 +139,28 @@ def parse_set(items: list[str]) -> dict:
         node = out
         for p in path:
             node = node.setdefault(p, {})
-        node[last] = yaml.safe_load(value)
+        # YAML 1.1 reads on/off/yes/no as booleans; here they are words (toxicity=off), true/false are booleans
+        node[last] = value if value.strip().lower() in ("on", "off", "yes", "no", "y", "n") else yaml.safe_load(value)
     return out
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict | None = None) -> RunConfig:
-    """The resolved config: ``preset`` (else the file's ``run.preset``, else ``book``), then the file, then
-    ``overrides`` (e.g. from ``--set``). Raises ``ValueError`` naming the first bad key."""
-    data = _merge(read_config_file(path) if path else {}, overrides or {})
+    """The resolved config: the dataclass defaults, then ``preset`` (else the file's ``run.preset``, else ``book``),
+    then the file, then ``overrides`` (e.g. from ``--set``). Raises ``ValueError`` naming the first bad key."""
+    data = merge_tables(read_config_file(path) if path else {}, overrides or {})
     file_preset = (data.get("run") or {}).get("preset") if isinstance(data.get("run"), dict) else None
     if preset and file_preset and preset != file_preset:
         raise ValueError(f"--preset {preset} contradicts run.preset = {file_preset!r} ({path or '--set'}); drop one")
-    base = preset_config(preset or file_preset or "book")
-    return _apply(base, data, "")
+    name = preset or file_preset or "book"
+    data = merge_tables(merge_tables(_preset_data(name), data), {"run": {"preset": name}})
+    return _apply(DEFAULTS, data, "")
 
 
-def _merge(a: dict, b: dict) -> dict:
+def merge_tables(a: dict, b: dict) -> dict:
+    """``b`` over ``a``, table by table (nested dicts merge; any other value of ``b`` replaces)."""
     out = dict(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge_tables(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 

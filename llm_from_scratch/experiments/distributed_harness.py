@@ -1,5 +1,5 @@
 """The distributed jobs the tests, the benchmark and the chapter launch with
-``torchrun --standalone --nproc_per_node=2 -m llm_from_scratch.distributed.worker TASK --out result.json``.
+``torchrun --standalone --nproc_per_node=2 -m llm_from_scratch.experiments.distributed_harness TASK --out result.json``.
 
 Every task compares a parallel run with the single-process computation it must equal (each rank can afford the
 tiny model whole), and rank 0 writes the differences as JSON. Tasks: ``ddp``, ``fsdp``, ``tp``, ``dtensor``,
@@ -21,8 +21,24 @@ import torch.distributed as dist
 
 from llm_from_scratch.distributed import comm
 from llm_from_scratch.distributed.launch import DistEnv, cleanup_distributed, setup_distributed
-from llm_from_scratch.model import PRESETS, ModelConfig, Transformer
+from llm_from_scratch.model import ModelConfig, Transformer
+from llm_from_scratch.pipeline import PRESET_NAMES, preset_config
 from llm_from_scratch.utils import seed_everything
+
+
+def run_worker(task: str, *args: str, nproc_per_node: int = 2, timeout_s: float = 300.0) -> dict:
+    """Launch this harness's ``TASK ARGS`` under torchrun and return rank 0's JSON result."""
+    import json
+
+    from llm_from_scratch.distributed.launch import run_torchrun
+
+    proc = run_torchrun(["-m", __name__, task, *args], nproc_per_node, timeout_s)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(
+            f"distributed job {task} printed no JSON result; its output ends with:\n{proc.stdout[-2000:]}"
+        )
+    return json.loads(lines[-1])
 
 
 def build(config: ModelConfig, seed: int) -> Transformer:
@@ -63,7 +79,7 @@ def task_ddp(env: DistEnv, args) -> dict:
 
     from llm_from_scratch.distributed.ddp import DataParallel
 
-    config = PRESETS[args.preset]
+    config = preset_config(args.preset).model
     x, y = random_batch(config, args.batch, args.seq, seed=1)
     ref = build(config, seed=0)
     ref(x, y)[1].backward()  # single process, full batch
@@ -96,7 +112,7 @@ def task_fsdp(env: DistEnv, args) -> dict:
     from llm_from_scratch.distributed.fsdp import apply_fsdp, local_bytes, save_full_checkpoint
     from llm_from_scratch.model.checkpoint import load_model
 
-    config = PRESETS[args.preset]
+    config = preset_config(args.preset).model
     ref = build(config, seed=0)
     model = apply_fsdp(build(config, seed=0))
     opt_ref = torch.optim.AdamW(ref.parameters(), lr=args.lr, weight_decay=0.1)
@@ -152,7 +168,7 @@ def task_fsdp(env: DistEnv, args) -> dict:
 def _tp_compare(env: DistEnv, args, shard) -> dict:
     from llm_from_scratch.distributed.tensor_parallel import shard_index
 
-    config = PRESETS[args.preset]
+    config = preset_config(args.preset).model
     x, y = random_batch(config, args.batch, args.seq, seed=1)
     ref = build(config, seed=0)
     logits_ref, loss_ref = ref(x, y)
@@ -200,9 +216,9 @@ def task_dtensor(env: DistEnv, args) -> dict:
 
 
 def task_pipeline(env: DistEnv, args) -> dict:
-    from llm_from_scratch.distributed.pipeline import gpipe_train_step
+    from llm_from_scratch.distributed.pipeline_parallel import gpipe_train_step
 
-    config = PRESETS[args.preset].replace(tie_embeddings=False)
+    config = preset_config(args.preset).model.replace(tie_embeddings=False)
     x, y = random_batch(config, args.batch, args.seq, seed=1)
     ref = build(config, seed=0)
     loss_ref = ref(x, y)[1]
@@ -240,7 +256,7 @@ def task_bench(env: DistEnv, args) -> dict:
     from llm_from_scratch.distributed.fsdp import apply_fsdp
     from llm_from_scratch.distributed.tensor_parallel import apply_tensor_parallel, parallelize_with_dtensor
 
-    config = PRESETS[args.preset].replace(context_length=args.seq)
+    config = preset_config(args.preset).model.replace(context_length=args.seq)
     x, y = random_batch(config, args.batch, args.seq, seed=1)
     xs, ys = my_slice(x, env), my_slice(y, env)
     n = build(config, 0).num_parameters()
@@ -324,7 +340,7 @@ def train_setup(args, env: DistEnv | None = None):
         data = main_rank_first(env, lambda: shard_data(args.preset)) if env else shard_data(args.preset)
     else:
         data = char_data(synthetic_text())
-    model_config = PRESETS[args.preset].replace(vocab_size=data.vocab_size, context_length=args.seq)
+    model_config = preset_config(args.preset).model.replace(vocab_size=data.vocab_size, context_length=args.seq)
     config = TrainConfig(
         max_steps=args.steps,
         batch_size=args.batch,
@@ -413,7 +429,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--out", help="JSON file rank 0 writes the result to")
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    p.add_argument("--preset", default="tiny", choices=PRESET_NAMES)
     p.add_argument("--batch", type=int, default=8, help="global batch (sequences); train: per rank")
     p.add_argument("--seq", type=int, default=32)
     p.add_argument("--steps", type=int, default=5)

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from llm_from_scratch.cli.common import add_common_args
+
 HELP = """Generate text from a checkpoint directory with config.json + model.safetensors. Both layouts load: the
 Hugging Face Llama export (llm_from_scratch.model.hf.export_hf; also loads in transformers) and the native one
 (llm_from_scratch.model.checkpoint.save_checkpoint). The prompt is encoded with --tokenizer FILE, else the
@@ -18,7 +20,7 @@ pass token ids with --prompt-ids."""
 def _load(file: Path):
     """(encode, decode, fingerprint or None) of a tokenizer file: Hugging Face ``tokenizer.json``, the book's BPE
     JSON, or a sentencepiece ``.model``."""
-    from llm_from_scratch.tokenizer.artifacts import load_tokenizer
+    from llm_from_scratch.tokenizer.build import load_tokenizer
 
     if file.suffix == ".json":
         fmt = json.loads(file.read_text(encoding="utf-8")).get("format")
@@ -51,7 +53,7 @@ def _tokenizer(path: Path, explicit: str | None = None):
         for parent in list(path.resolve().parents)[:3]:  # WORKDIR/pretrain-KEY/step-N, WORKDIR/sft-KEY/model
             candidates += sorted(parent.glob("tokenizer-*/tokenizer.*"))
         if recorded is not None:  # a checkpoint of the cached pretraining runs: its tokenizer is in the cache
-            candidates += sorted((cache_dir() / "tokenizer").glob("*/tokenizer.*"))
+            candidates += sorted(cache_dir().glob("tokenizer-*/tokenizer.*"))
     for file in (c for c in candidates if c.is_file() and c.suffix in (".json", ".model")):
         encode, decode, fingerprint = _load(file)
         if recorded is None or fingerprint is None or fingerprint == recorded:
@@ -71,7 +73,15 @@ def _run(args: argparse.Namespace) -> int:
     from llm_from_scratch.model.generate import stream
     from llm_from_scratch.utils import pick_device, seed_everything
 
-    path = Path(args.checkpoint)
+    if args.checkpoint is None:  # a model of the pipeline, found by the configuration flags
+        from llm_from_scratch.cli.common import artifacts
+        from llm_from_scratch.pipeline.run import find_model
+
+        art = artifacts(args)
+        stage = find_model(art, args.model)[2]
+        path = art.model_dir(stage)
+    else:
+        path = Path(args.checkpoint)
     device = pick_device(args.device)
     model = load_model(path, device)
     tok = _tokenizer(path, args.tokenizer)
@@ -118,7 +128,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="sample text from a model checkpoint directory", description=HELP)
-    p.add_argument("checkpoint", help="directory with config.json and model.safetensors")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="directory with config.json and model.safetensors (default: the "
+        "--model of the pipeline the configuration flags describe)",
+    )
+    p.add_argument("--model", choices=["base", "sft", "dpo", "rlhf"], help="without CHECKPOINT: which model")
     p.add_argument("--prompt", default="", help="text to continue (needs a tokenizer, see above)")
     p.add_argument("--tokenizer", default=None, help="tokenizer file (tokenizer.json or .model) to encode with")
     p.add_argument("--prompt-ids", default=None, help="token ids to continue, e.g. '0 17 42'; prints ids")
@@ -130,4 +146,5 @@ def register(subparsers) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step (slow)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    add_common_args(p)
     p.set_defaults(func=_run)

@@ -1,8 +1,8 @@
-"""The ``llm-from-scratch`` command: one sub-command per pipeline stage.
+"""The ``llm-from-scratch`` command: one sub-command per pipeline stage, plus the tools that use their artifacts.
 
-Each stage lives in its own module, which exposes ``register(subparsers)``; that function adds the stage's
-sub-command and sets ``func`` to the handler. Handlers import their heavy dependencies lazily, so
-``llm-from-scratch --help`` stays fast.
+The stage commands are generated from the registry (:mod:`llm_from_scratch.pipeline.registry`) and all take the
+same flags (:mod:`.common`); each module here exposes ``register(subparsers)``. Handlers import their heavy
+dependencies lazily, so ``llm-from-scratch --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ import sys
 
 from llm_from_scratch import __version__
 
-# Module paths, in pipeline order. A stage appears here when its first real code lands.
-STAGES: list[str] = [
-    "llm_from_scratch.info",
-    "llm_from_scratch.data.cli",
-    "llm_from_scratch.tokenizer.cli",
-    "llm_from_scratch.model.cli",
-    "llm_from_scratch.train.cli",
-    "llm_from_scratch.distributed.cli",
-    "llm_from_scratch.align.cli",
-    "llm_from_scratch.pipeline_run.cli",
+# the modules that add sub-commands, in the order --help lists them
+COMMANDS: list[str] = [
+    "llm_from_scratch.cli.info",
+    "llm_from_scratch.cli.stages",
+    "llm_from_scratch.cli.use",
+    "llm_from_scratch.cli.generate",
+    "llm_from_scratch.cli.distributed",
 ]
 
 
@@ -33,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="stages", metavar="<stage>")
-    for module in STAGES:
+    for module in COMMANDS:
         importlib.import_module(module).register(subparsers)
     return parser
 
@@ -50,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input gets one clear line, not a traceback; the message says what, where and how to fix.
         print(f"llm-from-scratch: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # permissions, a full disk: the file and the reason, which say what to fix
+        where = f" {err.filename}" if err.filename else ""
+        print(f"llm-from-scratch: error:{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llm-from-scratch: interrupted; finished artifacts are kept, the next call resumes", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

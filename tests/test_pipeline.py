@@ -1,0 +1,52 @@
+"""The one registry and its resolver: every stage command takes the same flags, and whatever one command built the
+others reuse (a stage command then ``run``, or the reverse, trains once)."""
+
+import pytest
+
+from llm_from_scratch.cli import main
+from llm_from_scratch.pipeline import REGISTRY, Artifacts
+
+FAST = ["--set", "pretrain.max_steps=6", "--set", "pretrain.ckpt_interval=3", "--set", "pretrain.eval_interval=3"]
+
+
+@pytest.mark.parametrize("stage", [*REGISTRY, "run", "chat", "generate"])
+def test_every_stage_command_rejects_bad_config_before_any_work(stage, tmp_path, capsys):
+    root = tmp_path / "root"
+    assert main([stage, "--preset", "tiny", "--set", "pretrain.max_stepz=3", "--out", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'pretrain.max_stepz'" in err and "max_steps" in err and len(err.strip().splitlines()) == 1
+    assert main([stage, "--preset", "tiny", "--set", "sft.lr=fast", "--out", str(root)]) == 2
+    assert "sft.lr must be float" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[dpo]\nbeta = 0.1\nbetta = 2\n")
+    assert main([stage, "--preset", "tiny", "--config", str(bad), "--out", str(root)]) == 2
+    assert "unknown key 'dpo.betta'" in capsys.readouterr().err
+    assert not root.exists()  # nothing was built or half-written
+
+
+def test_stage_keys_follow_the_registry():
+    art = Artifacts("tiny")
+    for name, spec in REGISTRY.items():
+        changed = art.replace(**{spec.sections[0]: {"seed": 12345}} if spec.sections[0] in ("sft", "dpo") else {})
+        assert changed.key(name) == art.key(name) or spec.sections[0] in ("sft", "dpo")
+    assert art.replace(dpo={"beta": 0.3}).key("sft") == art.key("sft")
+    assert art.replace(dpo={"beta": 0.3}).key("dpo") != art.key("dpo")
+    assert art.replace(sft={"lr": 1e-4}).key("dpo") != art.key("dpo")  # downstream of SFT: a new DPO
+
+
+@pytest.mark.timeout(900)
+def test_pretrain_then_run_trains_once_and_the_reverse(tmp_path, capsys):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["pretrain", "--preset", "tiny", "--out", a, *FAST]) == 0
+    first = capsys.readouterr().out
+    assert "pretrain: building" in first and "pretrain: val loss" in first
+    assert main(["run", "--preset", "tiny", "--out", a, "--stop-after", "pretrain", *FAST]) == 0
+    out = capsys.readouterr().out
+    path = Artifacts("tiny", a, overrides={"pretrain": {"max_steps": 6, "ckpt_interval": 3, "eval_interval": 3}})
+    assert f"pretrain: reused {path.dir('pretrain')}" in out and "building" not in out
+
+    assert main(["run", "--preset", "tiny", "--out", b, "--stop-after", "pretrain", *FAST]) == 0
+    assert "pretrain: building" in capsys.readouterr().out
+    assert main(["pretrain", "--preset", "tiny", "--out", b, *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "pretrain: reused" in out and "building" not in out
