@@ -374,7 +374,7 @@ def _collect(paths: Iterable[str | Path], report: InputReport, on_error: str) ->
         for err in unlisted:
             reason = f"folder cannot be listed ({err.strerror})"
             if on_error == "stop":
-                raise ValueError(f"{err.filename}: {reason}; fix its permissions (or skip damaged files)")
+                raise ValueError(f"{err.filename}: {reason}; fix its permissions")
             report.skipped.append({"file": str(err.filename), "reason": reason, "documents_kept": 0})
         # regular files (and broken links, reported when read); hidden files and FIFOs or devices are no input
         listed = [p for p in found if not p.name.startswith(".") and (p.is_file() or p.is_symlink())]
@@ -426,7 +426,7 @@ def read_inputs(paths: Iterable[str | Path], on_error: str = "skip") -> tuple[It
                     raise
                 reason = _reason(err)
                 if on_error == "stop":
-                    raise ValueError(f"{path}: {reason}; fix or remove the file (or skip damaged files)") from None
+                    raise ValueError(f"{path}: {reason}; fix or remove the file") from None
                 report.skipped.append({"file": str(path), "reason": reason, "documents_kept": kept})
                 continue
             report.files_read += 1
