@@ -264,19 +264,6 @@ def _make_quality(backend: str) -> Callable[[str], float] | None:
     raise ValueError(f"quality backend must be 'ours' or 'off', not {backend!r}")
 
 
-RULE_STAGES = ("boilerplate", "c4", "gopher_quality", "gopher_repetition", "fineweb")
-
-
-def rule_rejects(docs: Iterable[Document], config: PipelineConfig) -> Iterator[tuple[str, str]]:
-    """``(id, extracted text)`` of the documents that the rule filters (C4, Gopher, FineWeb, boilerplate) reject:
-    the low-quality side of the quality classifier's training data."""
-    stages = DocumentStages(config)
-    for doc in docs:
-        _, rej = stages.run(doc, _new_stats())
-        if rej is not None and rej.stage in RULE_STAGES:
-            yield doc.id, extract(doc.text, doc.format)
-
-
 def _new_stats() -> dict[str, StageStats]:
     return {s: StageStats() for s in STAGES}
 

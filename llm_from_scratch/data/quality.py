@@ -123,6 +123,22 @@ def synthetic_spam(vocab: list[str], n: int, seed: int = 0) -> list[str]:
     return out
 
 
+def rule_reason(text: str) -> str | None:
+    """Why the rule filters of the pipeline (boilerplate lines, C4, Gopher, FineWeb) reject ``text``, or ``None``."""
+    from llm_from_scratch.data import filters
+
+    text = filters.remove_boilerplate_lines(text)[0].strip()
+    c4 = filters.C4Filter()
+    text = c4.clean_lines(text)[0]
+    if not text:
+        return "c4:no_lines_left"
+    for rule in (c4.page_reason, filters.GopherQuality(), filters.GopherRepetition(), filters.FineWebFilter()):
+        reason = rule(text)
+        if reason is not None:
+            return reason
+    return None
+
+
 def _held_out(doc_id: str) -> bool:
     return hashlib.blake2b(doc_id.encode(), digest_size=2).digest()[0] % 5 == 0
 
@@ -133,7 +149,6 @@ def quality_dataset(seed: int = 0, max_positive_segments: int = 4) -> list[tuple
     ``max_positive_segments`` segments (spread over the document) per reference document keep the classes balanced
     and keep a long article from outvoting the others."""
     from llm_from_scratch.data.normalize import extract
-    from llm_from_scratch.data.pipeline import PipelineConfig, rule_rejects
     from llm_from_scratch.data.sources import news_articles, shakespeare_plays, usenet_posts, wikipedia_sample
 
     rows: list[tuple[str, int, bool]] = []
@@ -144,9 +159,10 @@ def quality_dataset(seed: int = 0, max_positive_segments: int = 4) -> list[tuple
         segs = list(segments(text))
         step = max(len(segs) // max_positive_segments, 1)
         rows += [(s, 1, _held_out(doc.id)) for s in segs[::step][:max_positive_segments]]
-    config = PipelineConfig(toxicity="off", langid="off")
-    for doc_id, text in rule_rejects([*usenet_posts(), *news_articles()], config):
-        rows += [(s, 0, _held_out(doc_id)) for s in segments(text)]
+    for doc in [*usenet_posts(), *news_articles()]:
+        text = extract(doc.text, doc.format)
+        if rule_reason(text) is not None:
+            rows += [(s, 0, _held_out(doc.id)) for s in segments(text)]
     for i, text in enumerate(synthetic_spam(sorted(vocab), 400, seed)):
         rows.append((text, 0, _held_out(f"spam/{i}")))
     return rows
