@@ -246,3 +246,19 @@ def test_no_intact_checkpoint_is_one_error_and_none_left_starts_over(tmp_path, t
         assert latest_checkpoint(tmp_path) is None
     assert "starting from step 0" in caplog.text
     assert latest_checkpoint(tmp_path / "never-ran") is None
+
+
+def test_training_resumes_past_a_damaged_checkpoint_to_the_same_weights(tmp_path, char_data, tiny_config, caplog):
+    """A damaged last checkpoint costs the steps since the one before it: the resumed run still ends bit-identical."""
+    from llm_from_scratch.train.trainer import TrainConfig, train
+
+    config = TrainConfig(max_steps=9, batch_size=4, eval_interval=3, eval_batches=1, log_interval=3, ckpt_interval=3)
+    full = train(tiny_config, char_data, config, tmp_path / "full", progress=False)
+    train(tiny_config, char_data, config, tmp_path / "split", stop_at=6, progress=False)
+    assert sorted(p.name for p in (tmp_path / "split").glob("step-*")) == ["step-00000003", "step-00000006"]
+    _flip_byte(tmp_path / "split" / "step-00000006" / "model.safetensors")
+    with caplog.at_level("WARNING", logger="llm_from_scratch.train.checkpoint"):
+        resumed = train(tiny_config, char_data, config, tmp_path / "split", progress=False)
+    assert "step-00000006 is corrupt" in caplog.text and "resuming from" in caplog.text
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
