@@ -44,9 +44,38 @@ def test_pretrain_then_run_trains_once_and_the_reverse(tmp_path, capsys):
     out = capsys.readouterr().out
     path = Artifacts("tiny", a, overrides={"pretrain": {"max_steps": 6, "ckpt_interval": 3, "eval_interval": 3}})
     assert f"pretrain: reused {path.dir('pretrain')}" in out and "building" not in out
+    # generate with its defaults: on the run directory pretrain printed (its newest checkpoint), filling the context
+    assert main(["generate", str(path.dir("pretrain")), "--prompt", "ROMEO", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out.strip()) > 0
+    assert main(["generate", "--preset", "tiny", "--out", a, *FAST, "--model", "base", "--prompt", "ROMEO"]) == 0
+    assert main(["generate", str(path.dir("pretrain")), "--prompt", "ROMEO", "--max-new-tokens", "500"]) == 2
+    assert "--no-cache" in capsys.readouterr().err
 
     assert main(["run", "--preset", "tiny", "--out", b, "--stop-after", "pretrain", *FAST]) == 0
     assert "pretrain: building" in capsys.readouterr().out
     assert main(["pretrain", "--preset", "tiny", "--out", b, *FAST]) == 0
     out = capsys.readouterr().out
     assert "pretrain: reused" in out and "building" not in out
+
+
+def test_a_second_process_waits_for_the_builder_then_reuses(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from llm_from_scratch.utils import file_lock
+
+    art = Artifacts("tiny", tmp_path)
+    lock = tmp_path / f".curate-{art.key('curate')}.lock"
+    cmd = [sys.executable, "-m", "llm_from_scratch", "curate", "--preset", "tiny", "--out", str(tmp_path)]
+    with file_lock(lock):  # another builder holds the corpus
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("waiting for it" in line for line in seen):
+            seen.append(proc.stdout.readline())
+        assert any("waiting for it" in line for line in seen), seen
+        assert not art.done("curate")  # waiting, not building beside the holder
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0 and art.done("curate"), out[-2000:]
+    assert "building" in out  # the lock came free with nothing built: the waiter builds it

@@ -66,6 +66,21 @@ def _tokenizer(path: Path, explicit: str | None = None):
     return None
 
 
+def checkpoint_dir(path: Path) -> Path:
+    """The weights folder a user may mean by ``path``: itself, a stage's ``model/``, or the newest intact checkpoint
+    of a pretraining run directory (what ``llm-from-scratch pretrain`` prints)."""
+    from llm_from_scratch.train.checkpoint import latest_checkpoint
+
+    if (path / "config.json").is_file() or not path.is_dir():
+        return path
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    ckpt = latest_checkpoint(path)
+    if ckpt is None:
+        raise FileNotFoundError(f"{path} holds no model: pass a checkpoint folder (config.json + model.safetensors)")
+    return ckpt
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -81,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         stage = find_model(art, args.model)[2]
         path = art.model_dir(stage)
     else:
-        path = Path(args.checkpoint)
+        path = checkpoint_dir(Path(args.checkpoint))
     device = pick_device(args.device)
     model = load_model(path, device)
     tok = _tokenizer(path, args.tokenizer)
@@ -98,6 +113,13 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("the prompt is empty: pass --prompt TEXT or --prompt-ids IDS")
     if max(ids) >= model.config.vocab_size:
         raise ValueError(f"prompt token id {max(ids)} >= vocab_size {model.config.vocab_size} of {path}")
+    room = model.config.context_length - len(ids)
+    n_new = args.max_new_tokens if args.max_new_tokens is not None else max(room, 1)
+    if n_new > room and not args.no_cache:
+        raise ValueError(
+            f"the prompt ({len(ids)} tokens) plus --max-new-tokens {n_new} exceed the context of {path} "
+            f"({model.config.context_length} tokens): lower --max-new-tokens, or pass --no-cache to slide a window"
+        )
     seed_everything(args.seed)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     idx = torch.tensor([ids], dtype=torch.long, device=device)
@@ -106,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     for token in stream(
         model,
         idx,
-        args.max_new_tokens,
+        n_new,
         temperature=args.temperature,
         top_k=args.top_k,
         top_p=args.top_p,
@@ -138,7 +160,7 @@ def register(subparsers) -> None:
     p.add_argument("--prompt", default="", help="text to continue (needs a tokenizer, see above)")
     p.add_argument("--tokenizer", default=None, help="tokenizer file (tokenizer.json or .model) to encode with")
     p.add_argument("--prompt-ids", default=None, help="token ids to continue, e.g. '0 17 42'; prints ids")
-    p.add_argument("--max-new-tokens", type=int, default=100)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: fill the model's context")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)

@@ -11,6 +11,7 @@ root (``$LLM_FROM_SCRATCH_CACHE``, else the user's cache directory), so whatever
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -141,17 +142,36 @@ class Artifacts:
         for dep in stage(name).inputs:
             if dep in self.stages():
                 self.ensure(dep)
-        self.log(f"{name}: building {out}")
-        out.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        metrics = stage(name).build(self, out)
-        record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": self.device, "metrics": metrics}
-        if self.env is None or self.env.is_main:
-            with atomic_path(marker) as tmp:
-                tmp.write_text(json.dumps(record, indent=1, default=float))
+        # One builder per artifact: a second process waits for the first, then finds it built. Under torchrun every
+        # rank builds pretraining together (and rank 0 alone the data stages), so no lock is taken there.
+        with contextlib.nullcontext() if self.env is not None else self._lock(name):
+            if marker.exists():
+                return self.ensure(name)
+            self.log(f"{name}: building {out}")
+            out.mkdir(parents=True, exist_ok=True)
+            t0 = time.perf_counter()
+            metrics = stage(name).build(self, out)
+            record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": self.device, "metrics": metrics}
+            if self.env is None or self.env.is_main:
+                with atomic_path(marker) as tmp:
+                    tmp.write_text(json.dumps(record, indent=1, default=float))
         self.results[name] = record
         self.log(f"{name}: built {out} in {record['wall_s']:.1f} s")
         return out
+
+    @contextlib.contextmanager
+    def _lock(self, name: str):
+        from llm_from_scratch.utils import LockedError, file_lock
+
+        path = self.root / f".{name}-{self.key(name)}.lock"
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(file_lock(path, timeout=0))
+        except LockedError:
+            self.log(f"{name}: another process is building {self.dir(name)}; waiting for it")
+            held.enter_context(file_lock(path, timeout=None))
+        with held:
+            yield
 
     def stage_metrics(self, name: str) -> dict:
         self.ensure(name)
