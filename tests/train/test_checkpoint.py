@@ -150,7 +150,8 @@ KILLED_WRITER = textwrap.dedent(
     from pathlib import Path
     import torch
     import llm_from_scratch.train.checkpoint as ckpt
-    from llm_from_scratch.model import PRESETS, Transformer
+    from llm_from_scratch.model import Transformer
+    from llm_from_scratch.pipeline import preset_config
     from llm_from_scratch.train.optim import AdamW, param_groups
 
     run_dir, marker = Path(sys.argv[1]), Path(sys.argv[2])
@@ -177,7 +178,6 @@ KILLED_WRITER = textwrap.dedent(
 
 
 def test_sigkill_during_save_leaves_previous_checkpoint_loadable(tmp_path):
-
     run_dir, marker = tmp_path / "run", tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(run_dir), str(marker)])
     try:
