@@ -10,7 +10,9 @@ inside a ``<p>`` hands it wrapped fragments and loses most of a page. Extractors
 - list items become lines that start with ``- `` (a bullet, so Gopher's bullet-line rule still sees them);
 - ``<br>`` is a line break, ``<pre>`` keeps its line breaks;
 - ``<!DOCTYPE>``, comments, ``script``/``style``/``head`` and navigation (``nav``, ``footer``, elements whose
-  class, id or role says navigation/sidebar/menu/footer) are dropped; entities are decoded.
+  class, id or role says navigation/sidebar/menu/footer) are dropped; entities are decoded;
+- a block whose text is mostly link text (link density above 0.5, the signal jusText and trafilatura use for
+  navigation bars and link lists) is dropped.
 
 The parser is the standard library's tolerant, streaming ``html.parser``: unclosed tags, stray end tags and deep
 nesting never raise, and it runs in time linear in the page.
@@ -41,6 +43,7 @@ CHROME = re.compile(
     re.I,
 )
 
+MAX_LINK_DENSITY = 0.5  # a block with more of its characters inside <a> than this is navigation
 _PARA, _LINE = "\x1e", "\x1f"  # sentinels for a paragraph break and a line break (control chars: never content)
 _SENTINELS = re.compile(f"[{_PARA}{_LINE}]")
 _WS = re.compile(r"[ \t\n\r\f\v]+")
@@ -56,6 +59,16 @@ class _TextExtractor(HTMLParser):
         self.drop_tag: str | None = None  # the tag that opened the subtree being dropped
         self.drop_depth = 0  # nesting of that same tag inside the dropped subtree
         self.pre = 0
+        self.in_link = 0
+        self.seg_start = 0  # parts index where the current block's text starts
+        self.seg_chars = self.seg_link_chars = 0
+
+    def _break(self, sentinel: str) -> None:
+        """End the current block (dropping it if it is mostly links), then append a break sentinel."""
+        if self.seg_chars and self.seg_link_chars > MAX_LINK_DENSITY * self.seg_chars:
+            del self.parts[self.seg_start :]
+        self.parts.append(sentinel)
+        self.seg_start, self.seg_chars, self.seg_link_chars = len(self.parts), 0, 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.drop_tag is not None:
@@ -66,21 +79,24 @@ class _TextExtractor(HTMLParser):
             self.drop_tag, self.drop_depth = tag, 1
             return
         if tag == "br":
-            self.parts.append(_LINE)
+            self._break(_LINE)
         elif tag == "li":
-            self.parts.append(_LINE + "- ")
+            self._break(_LINE)
+            self.parts.append("- ")
         elif tag in ("td", "th"):
             self.parts.append(" ")
+        elif tag == "a":
+            self.in_link += 1
         elif tag in BLOCK_TAGS:
-            self.parts.append(_PARA)
+            self._break(_PARA)
             if tag == "pre":
                 self.pre += 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.drop_tag is None and tag == "br":
-            self.parts.append(_LINE)
+            self._break(_LINE)
         elif self.drop_tag is None and tag in BLOCK_TAGS:
-            self.parts.append(_PARA)
+            self._break(_PARA)
 
     def handle_endtag(self, tag: str) -> None:
         if self.drop_tag is not None:
@@ -90,9 +106,11 @@ class _TextExtractor(HTMLParser):
                     self.drop_tag = None
             return
         if tag == "li":
-            self.parts.append(_LINE)
+            self._break(_LINE)
+        elif tag == "a":
+            self.in_link = max(self.in_link - 1, 0)
         elif tag in BLOCK_TAGS:
-            self.parts.append(_PARA)
+            self._break(_PARA)
             if tag == "pre" and self.pre:
                 self.pre -= 1
 
@@ -102,6 +120,10 @@ class _TextExtractor(HTMLParser):
         data = _SENTINELS.sub("", data)
         if self.pre:
             data = data.replace("\r\n", "\n").replace("\n", _LINE)
+        n = len(data) - data.count(" ") - data.count("|")  # separators between nav links are not text
+        self.seg_chars += n
+        if self.in_link:
+            self.seg_link_chars += n
         self.parts.append(data)
 
     @staticmethod
@@ -117,6 +139,7 @@ def html_to_text(page: str) -> str:
     parser = _TextExtractor()
     parser.feed(page)
     parser.close()
+    parser._break(_PARA)  # the last block
     text = "".join(parser.parts)
     # Whitespace outside <pre> collapses; the sentinels then become the only line structure.
     text = _WS.sub(" ", text)
