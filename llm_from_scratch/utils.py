@@ -248,3 +248,27 @@ def check_ranges(config: Any, ranges: dict[str, Range]) -> Any:
                 f"{type(config).__name__}.{name} = {value!r} is out of range: it must be {allowed.describe()}"
             )
     return config
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (bounded memory for files of any size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_sha256(directory: str | os.PathLike, digests: dict[str, str]) -> None:
+    """Check the files of an artifact folder against the digests recorded when it was built (``{name: sha256}``);
+    a missing or changed file is one ``ValueError`` naming it and saying how to rebuild."""
+    directory = Path(directory)
+    for name, digest in digests.items():
+        path = directory / name
+        if not path.is_file():
+            raise ValueError(f"{path} is missing from the finished artifact; delete {directory} to rebuild it")
+        if file_sha256(path) != digest:
+            raise ValueError(
+                f"{path}: its SHA-256 does not match the one recorded when it was built (the file changed or was "
+                f"damaged); delete {directory} to rebuild it"
+            )

@@ -124,3 +124,21 @@ def test_check_ranges_names_the_field_value_and_range():
     ]:
         with pytest.raises(ValueError, match=message):
             check_ranges(Cfg(**bad), rules)
+
+
+def test_verify_sha256_names_a_changed_or_missing_file(tmp_path):
+    import hashlib
+
+    from llm_from_scratch.utils import file_sha256, verify_sha256
+
+    (tmp_path / "corpus.jsonl").write_bytes(b'{"text": "a"}\n' * 1000)
+    digests = {"corpus.jsonl": file_sha256(tmp_path / "corpus.jsonl")}
+    assert digests["corpus.jsonl"] == hashlib.sha256(b'{"text": "a"}\n' * 1000).hexdigest()
+    verify_sha256(tmp_path, digests)
+    raw = bytearray((tmp_path / "corpus.jsonl").read_bytes())
+    raw[500] ^= 1
+    (tmp_path / "corpus.jsonl").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"corpus\.jsonl: its SHA-256 does not match"):
+        verify_sha256(tmp_path, digests)
+    with pytest.raises(ValueError, match=r"stats\.json is missing"):
+        verify_sha256(tmp_path, {"stats.json": "0" * 64})
