@@ -12,13 +12,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "distributed",
         help="parallel training: memory per rank, torchrun commands, DDP/FSDP/TP checks and runs",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
     )
     sub = p.add_subparsers(title="actions", metavar="<action>", required=True)
 
     m = sub.add_parser("memory", help="model-state memory per rank for DDP and ZeRO stages 1-3")
-    m.add_argument("--preset", default="llama-3.2-1b", help="model preset whose parameter count to use")
-    m.add_argument("--params", type=float, help="parameter count (overrides --preset), e.g. 7.5e9")
+    m.add_argument("--arch", default="llama-3.2-1b", help="named architecture whose parameter count to use")
+    m.add_argument("--params", type=float, help="parameter count (overrides --arch), e.g. 7.5e9")
     m.add_argument("--world", type=int, default=8, help="number of data-parallel ranks")
     m.add_argument("--precision", default="mixed", choices=["mixed", "fp32"])
     m.set_defaults(func=_memory)
@@ -58,9 +58,9 @@ def _memory(args) -> int:
     else:
         from llm_from_scratch.model import ARCHITECTURES, count_parameters
 
-        if args.preset not in ARCHITECTURES:
-            raise ValueError(f"--preset {args.preset!r}: choose one of {sorted(ARCHITECTURES)}, or pass --params")
-        n = count_parameters(ARCHITECTURES[args.preset])
+        if args.arch not in ARCHITECTURES:
+            raise ValueError(f"--arch {args.arch!r}: choose one of {sorted(ARCHITECTURES)}, or pass --params")
+        n = count_parameters(ARCHITECTURES[args.arch])
     if args.world < 1:
         raise ValueError(f"--world must be at least 1, got {args.world}")
     print(f"{n:,} parameters, {args.world} ranks, {args.precision} precision (GB per rank, 1 GB = 1e9 bytes)")

@@ -112,7 +112,8 @@ class Artifacts:
                 from llm_from_scratch.data.corpus import CORPUS_VERSION
 
                 parts["corpus_version"] = CORPUS_VERSION
-                parts["source_files"] = _source_identity(self.config.data.sources)
+                # paths as the files they name (~/texts and /home/me/texts are one corpus; an edited file, another)
+                parts["data"]["sources"] = _source_identity(self.config.data.sources)
             inputs = {i: self.key(i) for i in spec.inputs if i in self.stages()}
             self._keys[name] = config_key({"stage": name, "config": parts, "inputs": inputs})
         return self._keys[name]
