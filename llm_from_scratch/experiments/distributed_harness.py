@@ -331,13 +331,15 @@ def synthetic_text(n_words: int = 6000, seed: int = 0) -> str:
 def train_setup(args, env: DistEnv | None = None):
     """``(model_config, data, train_config)`` of the ``train`` task; a test builds the single-process reference
     from the same arguments (``parse_args([...])``) with no process group."""
-    from llm_from_scratch.train.data import char_data, shard_data
+    from llm_from_scratch.pipeline import Artifacts
+    from llm_from_scratch.train.data import char_data
     from llm_from_scratch.train.trainer import TrainConfig
 
     if args.data == "shards":
         from llm_from_scratch.distributed.launch import main_rank_first
 
-        data = main_rank_first(env, lambda: shard_data(args.preset)) if env else shard_data(args.preset)
+        art = Artifacts(args.preset)
+        data = main_rank_first(env, art.token_data) if env else art.token_data()
     else:
         data = char_data(synthetic_text())
     model_config = preset_config(args.preset).model.replace(vocab_size=data.vocab_size, context_length=args.seq)

@@ -57,8 +57,8 @@ def train_batch(
         index = step * grad_accum + micro
         return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device)
     if world_size == 1:
-        return get_batch(data.train, batch_size, block_size, seed, step, micro, device)
-    x, y = get_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
+        return stream_batch(data.train, batch_size, block_size, seed, step, micro, device)
+    x, y = stream_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
     return x[mine].to(device), y[mine].to(device)
 
@@ -84,7 +84,7 @@ def batch_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
 
 
-def get_batch(
+def stream_batch(
     tokens: np.ndarray, batch_size: int, block_size: int, seed: int, step: int, micro: int = 0, device: str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` windows of ``block_size + 1`` tokens at random offsets: inputs and next-token targets."""
