@@ -36,7 +36,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     path = resolve_gguf("smollm2")
-    model, tok, template = load_gguf(path)
+    model, tok, _ = load_gguf(path)
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
     prompt = tok.encode(f"<|im_start|>user\n{PROMPT}<|im_end|>\n<|im_start|>assistant\n")
 

@@ -93,7 +93,7 @@ def read_bandwidth(gib: float = 1.0, trials: int = 5) -> float:
 
 def agreement(a: list[int], b: list[int]) -> float:
     """The fraction of ``a`` that ``b`` reproduces before the first difference (greedy outputs diverge for good)."""
-    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     return n / max(len(a), 1)
 
 

@@ -1,0 +1,191 @@
+"""Weight-only quantization of our ``Transformer``: int8 per output channel and 4-bit groups, and the linear layers
+that decode with them through a small C++ kernel (``csrc/qgemv.cpp``), with a pure-PyTorch fallback.
+
+Only the weights are quantized; activations stay fp32. Batch-1 decoding reads every weight once per token and does
+two FLOPs with it, so it is bound by memory bandwidth: a weight stored in 1 byte (int8) or half a byte (4-bit) is
+read 4x or 8x faster than in fp32, if a kernel multiplies it without first writing an fp32 copy back to memory.
+
+* int8 (LLM.int8()'s vector-wise scale without its outlier split, Dettmers et al. 2022): ``s_n = max_k |W_nk| / 127``,
+  ``q_nk = round(W_nk / s_n)``, so ``W ~ s q``; one scale per output row.
+* 4-bit groups (GPTQ/AWQ-style group size 32, with ggml's Q4_1 asymmetric layout): per group of 32 inputs a scale
+  ``d = (max - min) / 15`` and a minimum ``m``, ``q = round((w - m) / d)`` in ``0..15``, ``w ~ d q + m``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llm_from_scratch.model.transformer import Transformer
+
+log = logging.getLogger(__name__)
+GROUP = 32
+_KERNEL: object | bool | None = False  # False: not tried yet; None: no compiler (fallback); else the module
+
+
+def load_kernel():
+    """The compiled ``qgemv`` extension (built once with ``torch.utils.cpp_extension.load`` into the artifact cache),
+    or ``None`` when no C++ compiler works here, in which case the layers use their PyTorch fallback."""
+    global _KERNEL
+    if _KERNEL is not False:
+        return _KERNEL
+    from pathlib import Path
+
+    from llm_from_scratch.utils import cache_dir
+
+    src = Path(__file__).parent / "csrc" / "qgemv.cpp"
+    build = cache_dir() / "kernels" / "qgemv"
+    build.mkdir(parents=True, exist_ok=True)
+    try:
+        from torch.utils.cpp_extension import load
+
+        _KERNEL = load(
+            name="llm_from_scratch_qgemv",
+            sources=[str(src)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            build_directory=str(build),
+            verbose=False,
+        )
+    except Exception as exc:  # no compiler, no headers: decoding still works, only slower
+        log.warning("qgemv kernel not built (%s); using the PyTorch fallback", str(exc).splitlines()[0][:200])
+        _KERNEL = None
+    return _KERNEL
+
+
+# ------------------------------------------------------------------------------------------------------ quantizers
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q int8 [N, K], scale fp32 [N])`` with ``w ~ scale[:, None] * q``, symmetric per output channel."""
+    w = w.detach().float()
+    scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.contiguous()
+
+
+def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return q.float() * scale[:, None]
+
+
+def quantize_q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(packed uint8 [N, K/2], d fp32 [N, K/32], m fp32 [N, K/32])``: 4-bit groups of 32 in ggml's Q4_1 order
+    (byte ``j`` of a group holds ``q_j`` in its low nibble, ``q_{j+16}`` in its high one)."""
+    N, K = w.shape
+    if K % GROUP:
+        raise ValueError(f"4-bit groups need the input size {K} to be a multiple of {GROUP}")
+    g = w.detach().float().reshape(N, K // GROUP, GROUP)
+    lo, hi = g.amin(-1), g.amax(-1)
+    d = (hi - lo) / 15.0
+    inv = torch.where(d > 0, 1.0 / d, torch.zeros_like(d))
+    q = torch.round((g - lo[..., None]) * inv[..., None]).clamp_(0, 15).to(torch.uint8)
+    packed = q[..., :16] | (q[..., 16:] << 4)
+    return packed.reshape(N, K // 2).contiguous(), d.contiguous(), lo.contiguous()
+
+
+def dequantize_q4(packed: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    N, half = packed.shape
+    p = packed.reshape(N, half // 16, 16)
+    q = torch.cat([p & 15, p >> 4], dim=-1).float()
+    return (q * d[..., None] + m[..., None]).reshape(N, half * 2)
+
+
+# ---------------------------------------------------------------------------------------------------- linear layers
+class Int8Linear(nn.Module):
+    """``y = x W^T`` with ``W`` stored as int8 per output channel. Decode-sized inputs (a few rows) go through the
+    kernel; longer inputs (prefill) and machines without the kernel dequantize the weight to fp32 first."""
+
+    def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
+        super().__init__()
+        q, scale = quantize_int8(weight)
+        self.register_buffer("q", q)
+        self.register_buffer("scale", scale)
+        self.kernel = load_kernel() if use_kernel else None
+
+    def weight_bytes(self) -> int:
+        return self.q.numel() + 4 * self.scale.numel()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        if self.kernel is not None and rows <= 4 and x.device.type == "cpu" and x.dtype == torch.float32:
+            return self.kernel.int8_gemv(x.reshape(rows, -1), self.q, self.scale).reshape(*x.shape[:-1], -1)
+        return F.linear(x, dequantize_int8(self.q, self.scale).to(x.dtype))
+
+
+class Q4Linear(nn.Module):
+    """``y = x W^T`` with ``W`` in 4-bit groups of 32 (scale and minimum per group); kernel or fallback as
+    :class:`Int8Linear`."""
+
+    def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
+        super().__init__()
+        packed, d, m = quantize_q4(weight)
+        self.register_buffer("packed", packed)
+        self.register_buffer("d", d)
+        self.register_buffer("m", m)
+        self.kernel = load_kernel() if use_kernel else None
+
+    def weight_bytes(self) -> int:
+        return self.packed.numel() + 4 * (self.d.numel() + self.m.numel())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        if self.kernel is not None and rows <= 4 and x.device.type == "cpu" and x.dtype == torch.float32:
+            y = self.kernel.q4_gemv(x.reshape(rows, -1), self.packed, self.d, self.m)
+            return y.reshape(*x.shape[:-1], -1)
+        return F.linear(x, dequantize_q4(self.packed, self.d, self.m).to(x.dtype))
+
+
+class F32Linear(nn.Module):
+    """The same fp32 weight (shared, not copied), decode-sized inputs through our own row-parallel GEMV kernel.
+
+    PyTorch's ``F.linear`` on one row reaches well under the memory bandwidth on this machine; the kernel streams
+    each weight row once. Its sums run in a different order than BLAS's, so logits differ in the last bits: an
+    opt-in path (:func:`quantize_model` with ``"fp32"``), never the default of existing models."""
+
+    def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
+        super().__init__()
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+        self.kernel = load_kernel() if use_kernel else None
+
+    def weight_bytes(self) -> int:
+        return self.weight.numel() * self.weight.element_size()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.numel() // x.shape[-1]
+        w = self.weight
+        if self.kernel is not None and rows <= 4 and x.device.type == "cpu" and w.dtype == x.dtype == torch.float32:
+            return self.kernel.f32_gemv(x.reshape(rows, -1), w.contiguous()).reshape(*x.shape[:-1], -1)
+        return F.linear(x, w)
+
+
+QUANTIZERS = {"fp32": F32Linear, "int8": Int8Linear, "q4": Q4Linear}
+
+
+def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = True) -> Transformer:
+    """Replace every linear layer of ``model`` (the head included) by its ``kind`` (``"int8"``/``"q4"``)
+    quantized version, in place (``"fp32"``: the same weights through the fp32 kernel). A tied head gets its own
+    quantized copy; the embedding table stays fp32 (a lookup reads one row per token, so its size costs no
+    bandwidth)."""
+    if kind not in QUANTIZERS:
+        raise ValueError(f"unknown quantization {kind!r}; choose one of {sorted(QUANTIZERS)}")
+    layer = QUANTIZERS[kind]
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, layer(child.weight, use_kernel))
+    return model.eval()
+
+
+def weight_bytes(model: nn.Module) -> int:
+    """Bytes of the weights a decode step reads: every matrix and norm gain, the embedding table counted as the
+    one row it looks up (quantized layers by their stored size)."""
+    total = 0
+    for module in model.modules():
+        if isinstance(module, (Int8Linear, Q4Linear, F32Linear)):
+            total += module.weight_bytes()
+        elif isinstance(module, nn.Embedding):
+            total += module.weight.shape[1] * module.weight.element_size()
+        elif isinstance(module, nn.Linear) or hasattr(module, "eps"):
+            total += sum(p.numel() * p.element_size() for p in module.parameters(recurse=False))
+    return total
