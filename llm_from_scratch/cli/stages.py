@@ -56,6 +56,8 @@ def _summary(stage: str, art, out) -> None:
     m = art.results[stage]["metrics"]
     if stage == "curate":
         print(f"curate: kept {m['kept']}, rejected {m['rejected']} -> {out / 'corpus.jsonl'}")
+        if m.get("input_files_skipped"):
+            print(f"curate: {m['input_files_skipped']} damaged input files skipped (names and reasons in stats.json)")
     elif stage == "pretrain":
         print(f"pretrain: val loss {m['val_loss']:.4f}, bits per byte {m['val_bpb']:.4f}; checkpoints in {out}")
         if m.get("sample"):

@@ -21,19 +21,27 @@ class CorpusConfig:
 
     sources: tuple[str, ...] = ("shakespeare", "wikipedia", "usenet", "news")
     max_docs_per_source: int | None = None  # None: all of them
+    # a damaged or unreadable file among the user's own inputs: "skip" it (reported by name and reason, counted in
+    # the corpus's stats, the complete documents before the damage kept) or "stop" the stage with one error
+    on_bad_file: str = "skip"
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
-def source_documents(config: CorpusConfig) -> Iterator[Document]:
+def source_documents(config: CorpusConfig, reports: list | None = None) -> Iterator[Document]:
     """The raw documents of ``config``'s sources, in a fixed order. A source is a built-in name or a path: a file
-    or folder of the user's own text (.txt, .jsonl, .gz, WARC/WET), read by ``data.sources.read_path``."""
-    from llm_from_scratch.data.sources import read_path
+    or folder of the user's own text (.txt, .jsonl, .gz, WARC/WET), read by ``data.sources.read_inputs`` under the
+    ``on_bad_file`` rule; each path's ``InputReport`` is appended to ``reports``."""
+    from llm_from_scratch.data.sources import read_inputs
 
+    if config.on_bad_file not in ("skip", "stop"):
+        raise ValueError(f"data.on_bad_file must be 'skip' or 'stop', got {config.on_bad_file!r}")
     for name in config.sources:
         if name in SOURCES:
             docs = SOURCES[name]()
         elif Path(name).expanduser().exists():
-            docs = read_path(Path(name).expanduser())
+            docs, report = read_inputs([Path(name).expanduser()], on_error=config.on_bad_file)
+            if reports is not None:
+                reports.append(report)
         else:
             raise ValueError(
                 f"data.sources: {name!r} is neither a built-in source ({sorted(SOURCES)}) "

@@ -23,26 +23,35 @@ def curate(art, out: Path) -> dict:
     from llm_from_scratch.data.pipeline import run_pipeline
 
     cfg = art.config.data
+    reports: list = []  # one per path source: the user's files read, skipped (name, reason) and ignored
     with (
         atomic_path(out / "rejected.jsonl") as rej,
         atomic_path(out / "stats.json") as stats_tmp,
         atomic_path(out / "corpus.jsonl") as tmp,
     ):
         result = run_pipeline(
-            source_documents(cfg), cfg.pipeline, tmp, rej, workers=art.config.run.workers, progress=art.progress
-        )
+            source_documents(cfg, reports), cfg.pipeline, tmp, rej, workers=art.config.run.workers,
+            progress=art.progress,
+        )  # fmt: skip
         if result.kept == 0:
             raise ValueError(
-                f"curation kept no document of data.sources={list(cfg.sources)}: every document was rejected "
-                f"(see the reasons in {out / 'rejected.jsonl'} after a run with data.pipeline rules relaxed)"
+                f"curation kept no document of data.sources={list(cfg.sources)}: all {result.rejected} were "
+                "rejected; look at the reasons with `llm-from-scratch curate` on a few files, or relax data.pipeline"
             )
-        stats_tmp.write_text(json.dumps(result.to_json(), indent=1))
+        inputs = [r.to_dict() for r in reports]
+        for skipped in (s for r in inputs for s in r["skipped"]):
+            art.log(
+                f"curate: skipped {skipped['file']}: {skipped['reason']} ({skipped['documents_kept']} documents kept)"
+            )
+        stats_tmp.write_text(json.dumps({**result.to_json(), "inputs": inputs}, indent=1))
     sources: dict[str, int] = {}
     with open(out / "corpus.jsonl", encoding="utf-8") as f:
         for line in f:
             src = json.loads(line)["source"]
             sources[src] = sources.get(src, 0) + 1
-    return {**result.to_json(), "kept_by_source": sources, "bytes_out": (out / "corpus.jsonl").stat().st_size}
+    skipped = sum(r["files_skipped"] for r in inputs)
+    return {**result.to_json(), "kept_by_source": sources, "bytes_out": (out / "corpus.jsonl").stat().st_size,
+            "input_files_skipped": skipped}  # fmt: skip
 
 
 def tokenizer(art, out: Path) -> dict:

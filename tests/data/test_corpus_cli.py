@@ -69,3 +69,21 @@ def test_eval_set_labels_are_true_by_construction():
     for j in range(0, len(items), 7):  # spot-check the inverted index against brute force
         brute = max([jaccard(sets[i], sets[j]) for i in range(j)], default=0.0)
         assert best[j] == pytest.approx(brute)
+
+
+def test_a_damaged_file_among_your_own_is_skipped_and_counted_or_stops(tmp_path, root, capsys):
+    import gzip
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    good = next(news_articles()).text
+    (folder / "a.txt").write_text(good)
+    blob = gzip.compress((json.dumps({"text": good + " more"}) + "\n").encode() * 50)
+    (folder / "b.jsonl.gz").write_bytes(blob[: len(blob) // 2])  # cut off mid-stream
+    args = ["curate", str(folder), "--preset", "tiny", "--out", str(root), "--set", "data.pipeline.toxicity=off"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 damaged input files skipped" in out and "b.jsonl.gz" in out
+    assert main([*args, "--set", "data.on_bad_file=stop", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "b.jsonl.gz" in err and len(err.splitlines()) == 1 and "Traceback" not in err
