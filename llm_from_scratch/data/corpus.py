@@ -11,6 +11,7 @@ from pathlib import Path
 
 from llm_from_scratch.data.pipeline import PipelineConfig
 from llm_from_scratch.data.sources import SOURCES, Document
+from llm_from_scratch.utils import Range, check_ranges
 
 CORPUS_VERSION = 4  # bump when the pipeline code changes what it keeps: cached corpora are keyed by it
 
@@ -25,6 +26,16 @@ class CorpusConfig:
     # the corpus's stats, the complete documents before the damage kept) or "stop" the stage with one error
     on_bad_file: str = "skip"
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def validate(self) -> CorpusConfig:
+        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        return check_ranges(
+            self,
+            {
+                "max_docs_per_source": Range(ge=1, integer=True),
+                "on_bad_file": Range(choices=("skip", "stop")),
+            },
+        )
 
 
 def source_documents(config: CorpusConfig, reports: list | None = None) -> Iterator[Document]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -32,6 +34,27 @@ class EvalConfig:
     sample_tokens: int = 40  # sample generations shown in the report
     sample_temperature: float = 0.8
     sample_seed: int = 0
+
+    def validate(self) -> EvalConfig:
+        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        return check_ranges(
+            self,
+            {
+                "ppl_batches": Range(ge=1, integer=True),
+                "ppl_batch_size": Range(ge=1, integer=True),
+                "cloze_items": Range(ge=1, integer=True),
+                "cloze_choices": Range(ge=2, integer=True),
+                "cloze_context_lines": Range(ge=1, integer=True),
+                "cloze_min_chars": Range(ge=1, integer=True),
+                "cloze_max_chars": Range(ge=1, integer=True),
+                "align_prompts": Range(ge=1, integer=True),
+                "align_samples": Range(ge=1, integer=True),
+                "align_max_new_tokens": Range(ge=1, integer=True),
+                "align_temperature": Range(gt=0),
+                "sample_tokens": Range(ge=1, integer=True),
+                "sample_temperature": Range(ge=0),
+            },
+        )
 
 
 def heldout_lm_metrics(model, val_tokens: np.ndarray, bytes_per_token: float, config: EvalConfig) -> dict:

@@ -221,6 +221,8 @@ def _check_run(run: RunOptions) -> None:
         raise ValueError(f"config: run.device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {run.device!r}")
     if run.workers < 1:
         raise ValueError(f"config: run.workers must be >= 1, got {run.workers}")
+    if run.threads < 0:
+        raise ValueError(f"config: run.threads must be >= 0 (0 = torch's default), got {run.threads}")
     from llm_from_scratch.distributed.parallel import STRATEGIES
 
     if run.parallel not in STRATEGIES:

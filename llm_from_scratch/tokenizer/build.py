@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_from_scratch.utils import Range, check_ranges
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -20,11 +22,33 @@ class TokenizerConfig:
     model_type: str = "bpe"
     max_train_bytes: int | None = None  # train on a prefix of the corpus (the tiny preset)
 
+    def validate(self) -> TokenizerConfig:
+        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        return check_ranges(
+            self,
+            {
+                "kind": Range(choices=("bpe", "sentencepiece")),
+                "vocab_size": Range(ge=261, integer=True),
+                "model_type": Range(choices=("bpe", "unigram")),
+                "max_train_bytes": Range(ge=1, integer=True),
+            },
+        )
+
 
 @dataclass(frozen=True)
 class ShardConfig:
     shard_tokens: int = 1 << 20
     val_fraction: float = 0.05
+
+    def validate(self) -> ShardConfig:
+        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        return check_ranges(
+            self,
+            {
+                "shard_tokens": Range(ge=1024, integer=True),
+                "val_fraction": Range(gt=0, lt=1),
+            },
+        )
 
 
 def file_key(path: Path) -> str:
