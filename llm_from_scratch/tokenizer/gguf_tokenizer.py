@@ -90,3 +90,18 @@ class GGUFTokenizer(BPETokenizer):
     def eot_id(self) -> int:
         """The end-of-sequence id the file names (``<|im_end|>`` for SmolLM2-Instruct), else ``<|endoftext|>``."""
         return self.eos_id if self.eos_id is not None else super().eot_id
+
+
+def apply_chat_template(template: str, messages: list[dict], add_generation_prompt: bool = True) -> str:
+    """Render a chat template from a model file (a Jinja2 template, as in ``tokenizer.chat_template``) for
+    ``messages`` (``[{"role": "user", "content": "..."}, ...]``).
+
+    The template runs in Jinja2's immutable sandbox, as Hugging Face runs it: a template is code shipped inside a
+    model file, so it must not reach Python attributes or mutate anything.
+    """
+    try:
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+    except ImportError as exc:  # jinja2 comes with torch; this is for a stripped-down environment
+        raise RuntimeError("rendering a chat template needs jinja2: pip install jinja2") from exc
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(messages=messages, add_generation_prompt=add_generation_prompt)

@@ -85,3 +85,17 @@ def test_bad_tokenizer_metadata_is_one_clear_error():
     md = md | {"tokenizer.ggml.merges": ["a b"], "tokenizer.ggml.pre": "mystery"}
     with pytest.raises(ValueError, match="pre-tokenizer 'mystery'"):
         GGUFTokenizer.from_metadata(md, source="x.gguf")
+
+
+@needs_smollm2
+def test_chat_template_renders_like_transformers(metadata):
+    from transformers import AutoTokenizer
+
+    from llm_from_scratch.tokenizer.gguf_tokenizer import apply_chat_template
+
+    messages = [{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": "Rayleigh."}]
+    messages.append({"role": "user", "content": "And sunsets?"})
+    hf = AutoTokenizer.from_pretrained(str(SMOLLM2.parent), gguf_file=SMOLLM2.name)
+    ours = apply_chat_template(metadata["tokenizer.chat_template"], messages)
+    assert ours == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert ours.startswith("<|im_start|>system\n") and ours.endswith("<|im_start|>assistant\n")
