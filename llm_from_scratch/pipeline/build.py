@@ -142,10 +142,11 @@ def pretrain(art, out: Path) -> dict:
     }
 
 
-def _save_model(out: Path, model, log: list[dict], extra: dict | None = None) -> None:
+def _save_model(art, out: Path, model, log: list[dict], extra: dict | None = None) -> None:
+    """The model folder (weights, config, and the fingerprint of the tokenizer it was trained with) and its log."""
     from llm_from_scratch.train.checkpoint import save_model
 
-    save_model(out / "model", model, model.config)
+    save_model(out / "model", model, model.config, art.tokenizer().fingerprint)
     with atomic_path(out / "log.json") as tmp:
         tmp.write_text(json.dumps({"log": log, **(extra or {})}))
 
@@ -156,14 +157,16 @@ def _tail_mean(log: list[dict], key: str, n: int = 5) -> float:
 
 
 def sft(art, out: Path) -> dict:
-    from llm_from_scratch.align.sft import train_sft
+    from llm_from_scratch.align.sft import mix_skill, train_sft
 
-    train_data, held_data = art.sft_data()
+    dialogue, held_data = art.sft_data()
+    train_data = mix_skill(art.tokenizer(), dialogue, art.config.sft)  # + the verifiable skill's training problems
     model = art.model("pretrain")
     log = train_sft(model, train_data, held_data, art.config.sft, art.progress)
-    _save_model(out, model, log)
+    _save_model(art, out, model, log)
     val = [r["val_reply_loss"] for r in log if "val_reply_loss" in r]
-    return {"examples": len(train_data), "val_reply_loss_before": val[0], "val_reply_loss_after": val[-1]}
+    return {"examples": len(train_data), "skill_examples": len(train_data) - len(dialogue),
+            "val_reply_loss_before": val[0], "val_reply_loss_after": val[-1]}  # fmt: skip
 
 
 def preferences(art, out: Path) -> dict:
@@ -181,7 +184,7 @@ def dpo(art, out: Path) -> dict:
 
     policy, reference = art.model("sft"), art.model("sft")
     log = train_dpo(policy, reference, art.pairs()[0], art.config.dpo, art.progress)
-    _save_model(out, policy, log)
+    _save_model(art, out, policy, log)
     return {
         "steps": len(log),
         "loss": _tail_mean(log, "loss"),
@@ -196,7 +199,7 @@ def reward(art, out: Path) -> dict:
 
     sft_model = art.model("sft")
     rm, log, metrics = train_reward_model(sft_model, art.pairs()[0], art.config.reward)
-    save_model(out / "model", rm, sft_model.config)
+    save_model(out / "model", rm, sft_model.config, art.tokenizer().fingerprint)
     with atomic_path(out / "log.json") as tmp:
         tmp.write_text(json.dumps({"log": log, "metrics": metrics}))
     return metrics
@@ -206,13 +209,20 @@ def rlhf(art, out: Path) -> dict:
     from llm_from_scratch.align.chat import end_id
     from llm_from_scratch.align.grpo import train_grpo
 
-    rm = art.reward_model()
+    cfg = art.config.rlhf
     policy, reference = art.model("sft"), art.model("sft")
-    prompts = art.train_prompts(art.config.preferences.n_prompts)
-    log = train_grpo(policy, reference, rm.score, prompts, end_id(art.tokenizer()), art.config.rlhf, art.progress)
-    _save_model(out, policy, log)
+    if cfg.reward == "verifier":  # RL with a verifiable reward: the skill's exact check on its training problems
+        from llm_from_scratch.align.skill import rl_prompts, verifier_reward
+
+        prompts, answers = rl_prompts(art.tokenizer(), art.config.sft.skill)
+        reward_fn = verifier_reward(art.tokenizer(), answers, cfg.format_bonus)
+    else:  # the learned Bradley-Terry reward model of the dialogue preferences
+        prompts, reward_fn = art.train_prompts(art.config.preferences.n_prompts), art.reward_model().score
+    log = train_grpo(policy, reference, reward_fn, prompts, end_id(art.tokenizer()), cfg, art.progress)
+    _save_model(art, out, policy, log)
     keys = sorted({k for r in log for k in r if k != "step" and isinstance(r[k], int | float)})
-    return {"reward_model": art.stage_metrics("reward"), "steps": len(log), **{k: _tail_mean(log, k) for k in keys}}
+    rm = {"reward_model": art.stage_metrics("reward")} if cfg.reward == "model" else {}
+    return {**rm, "reward": cfg.reward, "steps": len(log), **{k: _tail_mean(log, k) for k in keys}}
 
 
 def evaluate(art, out: Path) -> dict:

@@ -251,7 +251,7 @@ class Artifacts:
         mode on this resolver's device."""
         from llm_from_scratch.train.checkpoint import load_model
 
-        return load_model(self.model_dir(name), self.device).eval()
+        return load_model(self.model_dir(name), self.device, self.tokenizer().fingerprint).eval()
 
     def reward_model(self):
         from llm_from_scratch.align.reward import RewardModel
