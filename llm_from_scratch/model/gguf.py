@@ -314,3 +314,126 @@ def load_gguf(path_or_name: str | Path, device: str = "cpu"):
         model.lm_head.weight = model.tok_emb.weight
     model._set_rope()
     return model.to(device).eval(), tokenizer, gf.metadata.get("tokenizer.chat_template")
+
+
+# ------------------------------------------------------------------------------------------------------------- writing
+def _scalar(v) -> tuple[int, bytes]:
+    """The type tag and bytes of one metadata scalar: str, bool, int (uint32, else int64) or float (f32)."""
+    if isinstance(v, str):
+        b = v.encode("utf-8", "surrogateescape")
+        return STRING, struct.pack("<Q", len(b)) + b
+    if isinstance(v, bool):
+        return 7, struct.pack("<?", v)
+    if isinstance(v, int):
+        return (4, struct.pack("<I", v)) if 0 <= v < 2**32 else (11, struct.pack("<q", v))
+    if isinstance(v, float):
+        return 6, struct.pack("<f", v)
+    raise ValueError(f"cannot write a GGUF metadata value of type {type(v).__name__}")
+
+
+def _pack_value(value) -> bytes:
+    """A metadata value with its type tag; a list of ints is an int32 array (as llama.cpp writes token types)."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return struct.pack("<IIQ", ARRAY, 5, len(value)) + struct.pack(f"<{len(value)}i", *value)
+        items = [_scalar(v) for v in value]
+        kind = items[0][0] if items else STRING
+        return struct.pack("<IIQ", ARRAY, kind, len(value)) + b"".join(body for _, body in items)
+    kind, body = _scalar(value)
+    return struct.pack("<I", kind) + body
+
+
+def write_gguf(metadata: dict, tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Write a GGUF v3 file with ``metadata`` and fp32 ``tensors`` (PyTorch shapes), atomically."""
+    from llm_from_scratch.utils import atomic_path
+
+    path = Path(path)
+    header = bytearray(GGUF_MAGIC + struct.pack("<IQQ", 3, len(tensors), len(metadata)))
+    for key, value in metadata.items():
+        header += _scalar(key)[1] + _pack_value(value)
+    offsets, offset = [], 0
+    for name, t in tensors.items():
+        offsets.append(offset)
+        header += _scalar(name)[1] + struct.pack("<I", t.dim())
+        header += struct.pack(f"<{t.dim()}Q", *reversed(t.shape)) + struct.pack("<IQ", GGML_TYPE_ID["F32"], offset)
+        offset += -(-t.numel() * 4 // DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT
+    header += bytes(-len(header) % DEFAULT_ALIGNMENT)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        for t in tensors.values():
+            data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+            f.write(data + bytes(-len(data) % DEFAULT_ALIGNMENT))
+    return path
+
+
+def export_gguf(model: Transformer, tokenizer, path: str | Path, chat_template: str | None = None, name: str = "book"):
+    """Write our ``model`` with its byte-level BPE ``tokenizer`` (and chat template) as a Llama GGUF file in fp32
+    that llama.cpp and Ollama run, and that :func:`load_gguf` reads back into the identical model."""
+    from llm_from_scratch.tokenizer.bpe import _to_printable
+    from llm_from_scratch.tokenizer.gguf_tokenizer import CONTROL, PRE_TOKENIZERS
+    from llm_from_scratch.tokenizer.pretokenize import resolve_pattern
+
+    c = model.config
+    if c.rope_scaling is not None:
+        raise ValueError(f"export_gguf: RoPE scaling {c.rope_scaling!r} is not exported; export the unscaled model")
+    specials = set(tokenizer.special_tokens.values())
+    if sorted(i for i in tokenizer.vocab if i >= 0) != list(range(c.vocab_size)):
+        raise ValueError(
+            f"export_gguf: the tokenizer's ids are not exactly 0..{c.vocab_size - 1} (the model's vocabulary); "
+            "export the tokenizer the model was trained with"
+        )
+    pattern = resolve_pattern(tokenizer.pattern)
+    pre = next((k for k, v in PRE_TOKENIZERS.items() if v == pattern), None)
+    if pre is None:
+        raise ValueError(f"export_gguf: no llama.cpp pre-tokenizer name for the regex {pattern!r}")
+    tokens = [
+        tokenizer.vocab[i].decode() if i in specials else _to_printable(tokenizer.vocab[i]) for i in range(c.vocab_size)
+    ]
+    merges = [f"{_to_printable(tokenizer.vocab[a])} {_to_printable(tokenizer.vocab[b])}" for a, b in tokenizer.merges]
+    eos = tokenizer.eos_id if getattr(tokenizer, "eos_id", None) is not None else tokenizer.eot_id
+    md = {
+        "general.architecture": "llama",
+        "general.name": name,
+        "general.file_type": 0,  # all fp32
+        "llama.context_length": c.context_length,
+        "llama.embedding_length": c.d_model,
+        "llama.block_count": c.n_layers,
+        "llama.feed_forward_length": c.ffn_hidden,
+        "llama.attention.head_count": c.n_heads,
+        "llama.attention.head_count_kv": c.n_kv_heads,
+        "llama.rope.freq_base": float(c.rope_theta),
+        "llama.rope.dimension_count": c.head_dim,
+        "llama.attention.layer_norm_rms_epsilon": float(c.norm_eps),
+        "llama.vocab_size": c.vocab_size,
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.pre": pre,
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": [CONTROL if i in specials else 1 for i in range(c.vocab_size)],
+        "tokenizer.ggml.merges": merges,
+        "tokenizer.ggml.bos_token_id": eos,
+        "tokenizer.ggml.eos_token_id": eos,
+        "tokenizer.ggml.add_bos_token": False,
+    }
+    if chat_template:
+        md["tokenizer.chat_template"] = chat_template
+    sd = model.state_dict()
+    tensors = {"token_embd.weight": sd["tok_emb.weight"], "output_norm.weight": sd["norm.weight"]}
+    if not c.tie_embeddings:
+        tensors["output.weight"] = sd["lm_head.weight"]
+    q_rows, kv_rows = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+    for i in range(c.n_layers):
+        p, b = f"layers.{i}.", f"blk.{i}."
+        q, k, v = sd[p + "attn.qkv.weight"].split((q_rows, kv_rows, kv_rows))
+        gate, up = sd[p + "ffn.gate_up.weight"].split((c.ffn_hidden, c.ffn_hidden))
+        tensors |= {
+            b + "attn_norm.weight": sd[p + "attn_norm.weight"],
+            b + "attn_q.weight": permute_qk(q, c.n_heads),
+            b + "attn_k.weight": permute_qk(k, c.n_kv_heads),
+            b + "attn_v.weight": v,
+            b + "attn_output.weight": sd[p + "attn.proj.weight"],
+            b + "ffn_norm.weight": sd[p + "ffn_norm.weight"],
+            b + "ffn_gate.weight": gate,
+            b + "ffn_up.weight": up,
+            b + "ffn_down.weight": sd[p + "ffn.down.weight"],
+        }
+    return write_gguf(md, tensors, path)

@@ -108,3 +108,33 @@ def test_bad_files_are_one_clear_error(tmp_path):
     f = G.read_gguf(_write(tmp_path / "q40.gguf", tensors=[("w", q4_0, gguf.GGMLQuantizationType.Q4_0)]))
     with pytest.raises(ValueError, match="ggml type 2"):
         f.tensor("w")
+
+
+@pytest.mark.slow
+def test_export_reads_back_identical_and_transformers_agrees(tmp_path):
+    import itertools
+
+    from llm_from_scratch.data.sources import shakespeare_plays
+    from llm_from_scratch.model import ModelConfig, Transformer
+    from llm_from_scratch.tokenizer.bpe import train_tokenizer
+
+    tok = train_tokenizer([d.text for d in itertools.islice(shakespeare_plays(), 1)], vocab_size=320)
+    config = ModelConfig(vocab_size=320, context_length=64, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2)
+    torch.manual_seed(0)
+    model = Transformer(config.replace(ffn_hidden=192)).eval()
+    template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}<|assistant|>"
+    path = G.export_gguf(model, tok, tmp_path / "book.gguf", chat_template=template)
+    back, tok2, template2 = G.load_gguf(path)
+    text = "To be, or not to be: that is the question. 1234"
+    ids = torch.tensor([tok.encode(text)])
+    assert tok2.encode(text) == ids[0].tolist() and template2 == template
+    with torch.inference_mode():
+        assert torch.equal(back(ids)[0], model(ids)[0])
+    reader = gguf.GGUFReader(path)  # llama.cpp's own reader parses what we wrote
+    assert len(reader.tensors) == 2 + 9 * 2 and reader.fields["general.architecture"].contents() == "llama"
+    pytest.importorskip("accelerate")
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file="book.gguf", dtype=torch.float32).eval()
+    with torch.inference_mode():
+        assert (hf(ids).logits - model(ids)[0]).abs().max().item() < 1e-4
