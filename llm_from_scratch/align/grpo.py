@@ -1,10 +1,18 @@
 """Group Relative Policy Optimization (Shao et al. 2024) with a KL penalty to the frozen reference.
 
 For each prompt the policy samples a *group* of ``G`` replies; each reply's advantage is its reward minus the
-group's mean, divided by the group's standard deviation. No value network is needed (PPO's critic), which is what
-makes the method small enough for a CPU. The loss per reply token is PPO's clipped surrogate plus ``kl_coef``
-times the unbiased, always non-negative estimator ``exp(q) - q - 1`` of KL(pi || ref) with
-``q = log ref - log pi`` (Schulman's "k3").
+group's mean, divided by the group's standard deviation. The reward is any callable
+``reward_fn(prompt_ids, reply_ids) -> tensor``: a learned reward model, or a program that checks the answer
+(:func:`llm_from_scratch.align.skill.verifier_reward`, reinforcement learning with verifiable rewards).
+
+Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-like training") found two biases in that recipe and removes them,
+both options here: ``advantage="mean"`` drops the division by the group's std (which up-weights groups that are
+nearly all right or all wrong), and ``loss_norm="constant"`` sums each reply's token losses and divides by the
+fixed ``max_new_tokens`` instead of the reply's own length (which favours long wrong replies and short right ones).
+
+No value network is needed (PPO's critic), which is what makes the method small enough for a CPU. The loss per
+reply token is PPO's clipped surrogate plus ``kl_coef`` times the unbiased, always non-negative estimator
+``exp(q) - q - 1`` of KL(pi || ref) with ``q = log ref - log pi`` (Schulman's "k3").
 """
 
 from __future__ import annotations
@@ -28,12 +36,16 @@ class GRPOConfig:
     clip: float = 0.2
     ppo_epochs: int = 2
     grad_clip: float = 1.0
+    advantage: str = "std"  # "std": GRPO's (r - mean) / std; "mean": Dr. GRPO's r - mean
+    loss_norm: str = "seq"  # "seq": mean over each reply's tokens (GRPO); "constant": sum / max_new_tokens (Dr. GRPO)
+    reward: str = "verifier"  # what the rlhf stage optimises: "verifier" (the skill's exact check) or "model" (learned)
+    format_bonus: float = 0.0  # verifier reward only: added for a reply that is just a number and ends its turn
     seed: int = 0
 
     def validate(self) -> GRPOConfig:
         """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
-        return check_ranges(
+        check_ranges(
             self,
             {
                 "steps": Range(ge=1, integer=True),
@@ -46,14 +58,50 @@ class GRPOConfig:
                 "clip": Range(gt=0, lt=1),
                 "ppo_epochs": Range(ge=1, integer=True),
                 "grad_clip": Range(ge=0),
+                "format_bonus": Range(ge=0),
             },
         )
+        for name, allowed in (("advantage", ADVANTAGES), ("loss_norm", LOSS_NORMS), ("reward", ("verifier", "model"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"rlhf.{name}={getattr(self, name)!r}: choose one of {list(allowed)}")
+        return self
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
-    """``(r - mean_group) / (std_group + eps)`` for rewards laid out group after group."""
+ADVANTAGES = ("std", "mean")
+LOSS_NORMS = ("seq", "constant")
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6, scale: str = "std") -> torch.Tensor:
+    """``(r - mean_group) / (std_group + eps)`` for rewards laid out group after group; ``scale="mean"`` keeps
+    ``r - mean_group`` (Dr. GRPO). A group whose replies all scored the same gets advantage 0 either way."""
+    if rewards.numel() == 0 or rewards.numel() % group_size:
+        raise ValueError(
+            f"{rewards.numel()} rewards do not split into groups of {group_size} (an empty or partial group)"
+        )
+    if scale not in ADVANTAGES:
+        raise ValueError(f"advantage scale {scale!r}: choose one of {list(ADVANTAGES)}")
     r = rewards.view(-1, group_size)
-    return ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + eps)).flatten()
+    centred = r - r.mean(1, keepdim=True)
+    return (centred if scale == "mean" else centred / (r.std(1, keepdim=True) + eps)).flatten()
+
+
+def checked_rewards(reward_fn, prompts, replies) -> torch.Tensor:
+    """``reward_fn``'s scores as a float tensor of one finite number per reply, or one clear error."""
+    try:
+        out = reward_fn(prompts, replies)
+    except (ValueError, RuntimeError):
+        raise
+    except Exception as err:  # a bug in a user's reward function: name it, do not train on garbage
+        raise RuntimeError(f"the reward function {reward_fn!r} raised {type(err).__name__}: {err}") from err
+    try:
+        t = torch.as_tensor(out, dtype=torch.float32).flatten().cpu()
+    except (TypeError, ValueError):
+        raise ValueError(f"the reward function returned {type(out).__name__}, not numbers (one per reply)") from None
+    if t.numel() != len(replies):
+        raise ValueError(f"the reward function returned {t.numel()} scores for {len(replies)} replies")
+    if not torch.isfinite(t).all():
+        raise ValueError("the reward function returned a NaN or infinite score")
+    return t
 
 
 def grpo_loss(
@@ -64,9 +112,11 @@ def grpo_loss(
     mask: torch.Tensor,
     clip: float,
     kl_coef: float,
+    norm: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token clipped surrogate + KL penalty, averaged over each reply's tokens, then over replies; also the
-    mean per-token KL estimate. All log-prob tensors are ``[B, T]`` (0 outside ``mask``)."""
+    """Per-token clipped surrogate + KL penalty, averaged over each reply's tokens (or, with ``norm``, summed and
+    divided by that constant: Dr. GRPO), then over replies; also the mean per-token KL estimate. All log-prob
+    tensors are ``[B, T]`` (0 outside ``mask``)."""
     ratio = torch.exp(logp - old_logp)
     adv = advantages[:, None]
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
@@ -74,7 +124,7 @@ def grpo_loss(
     kl = torch.exp(q) - q - 1
     per_token = -(surrogate - kl_coef * kl)
     n = mask.sum(1).clamp_min(1)
-    loss = ((per_token * mask).sum(1) / n).mean()
+    loss = ((per_token * mask).sum(1) / (n if norm is None else norm)).mean()
     return loss, ((kl * mask).sum(1) / n).mean().detach()
 
 
@@ -84,9 +134,18 @@ def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPO
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.utils import seed_everything
 
+    if not prompts:
+        raise ValueError("GRPO needs at least one prompt (got none)")
+    longest = max(len(p) for p in prompts)
+    if longest + config.max_new_tokens > policy.config.context_length:
+        raise ValueError(
+            f"a GRPO prompt of {longest} tokens + max_new_tokens={config.max_new_tokens} exceeds the context length "
+            f"{policy.config.context_length}; cut the prompts or lower rlhf.max_new_tokens"
+        )
     seed_everything(config.seed)
     device = policy.tok_emb.weight.device
     opt = AdamW(param_groups(policy, 0.0), lr=config.lr, betas=(0.9, 0.95))
+    norm = float(config.max_new_tokens) if config.loss_norm == "constant" else None
     g = torch.Generator().manual_seed(config.seed)
     reference.eval()
     log = []
@@ -108,8 +167,8 @@ def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPO
             seed=config.seed * 100_003 + step,
         )
         p_ids = [batch_prompts[i] for i in s.prompt_index]
-        rewards = reward_fn(p_ids, s.tokens).float()
-        adv = group_advantages(rewards, config.group_size).to(device)
+        rewards = checked_rewards(reward_fn, p_ids, s.tokens)
+        adv = group_advantages(rewards, config.group_size, scale=config.advantage).to(device)
         idx, labels = pack_pairs(p_ids, s.tokens)
         idx, labels = idx.to(device), labels.to(device)
         with torch.no_grad():
@@ -118,7 +177,7 @@ def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPO
         policy.train()
         for _ in range(config.ppo_epochs):
             logp, _ = token_logprobs(policy(idx)[0], labels)
-            loss, kl = grpo_loss(logp, old, ref, adv, mask.float(), config.clip, config.kl_coef)
+            loss, kl = grpo_loss(logp, old, ref, adv, mask.float(), config.clip, config.kl_coef, norm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.grad_clip)

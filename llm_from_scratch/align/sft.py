@@ -4,16 +4,20 @@ Batches are right-padded (see :func:`llm_from_scratch.align.sampling.pack_pairs`
 after every real token, so none needs an attention mask, and ``-100`` labels keep them, and the prompt's tokens,
 out of the loss. ``mask_prompt=False`` is the ablation the chapter plots: the loss then also rewards predicting
 the *user's* words, which spends capacity on text the model will never have to write.
+
+The training set is the dialogue data plus ``skill.train_examples`` arithmetic problems from the training side of
+the skill's space (:func:`mix_skill`), drawn uniformly together: the model learns to chat and, partly, to add.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from llm_from_scratch.align.skill import SkillConfig
 from llm_from_scratch.utils import Range, check_ranges
 
 
@@ -32,6 +36,8 @@ class SFTConfig:
     eval_examples: int = 256
     mask_prompt: bool = True
     seed: int = 0
+    # the verifiable skill (align/skill.py): its problems mixed into SFT; later stages read its definition here
+    skill: SkillConfig = field(default_factory=SkillConfig)
 
     def validate(self) -> SFTConfig:
         """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
@@ -70,6 +76,15 @@ def tokenize_examples(tokenizer, examples, max_prompt: int, max_reply: int) -> l
         if len(reply) <= max_reply:
             out.append((encode_prompt(tokenizer, ex.prompt, max_prompt), reply))
     return out
+
+
+def mix_skill(tokenizer, dialogue: list[tuple[list[int], list[int]]], config: SFTConfig) -> list:
+    """The dialogue training pairs plus the skill's training examples (tokenized the same way), in a fixed order."""
+    from llm_from_scratch.align.data import shuffled
+    from llm_from_scratch.align.skill import train_examples
+
+    skill = tokenize_examples(tokenizer, train_examples(config.skill), config.max_prompt, config.max_reply)
+    return shuffled([*dialogue, *skill], seed=config.seed)
 
 
 def batch_labels(pairs: Sequence[tuple[list[int], list[int]]], mask_prompt: bool) -> tuple[torch.Tensor, torch.Tensor]:

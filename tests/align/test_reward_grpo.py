@@ -51,3 +51,71 @@ def test_verifier_definition():
     assert [c["ok"] for c in checks] == [True, False, False, False]
     assert [c["brief"] for c in checks] == [True, False, True, True]
     assert checks[2]["flagged"] and not checks[0]["flagged"]
+
+
+def test_dr_grpo_advantage_keeps_the_scale():
+    from llm_from_scratch.align.grpo import group_advantages
+
+    r = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    mean_only = group_advantages(r, 4, scale="mean")
+    assert mean_only.tolist() == pytest.approx([-0.25, -0.25, -0.25, 0.75, -0.75, 0.25, 0.25, 0.25])
+    std = group_advantages(r, 4)
+    # GRPO's std division blows the rare right answer up to the same size as a 50/50 group's (the bias Dr. GRPO drops)
+    assert std[3].item() == pytest.approx(0.75 / r[:4].std().item(), rel=1e-4)
+    with pytest.raises(ValueError, match="groups of 4"):
+        group_advantages(torch.tensor([]), 4)
+
+
+def test_constant_norm_does_not_favour_short_replies():
+    from llm_from_scratch.align.grpo import grpo_loss
+
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    logp = torch.zeros(2, 4, requires_grad=True)
+    adv = torch.tensor([1.0, 1.0])
+    loss, _ = grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, 0.2, 0.0, norm=4.0)
+    loss.backward()
+    # every counted token gets the same push whatever its reply's length (per-reply mean would give 1/4 vs 1)
+    assert logp.grad[0, 0].item() == pytest.approx(logp.grad[1, 0].item())
+    logp.grad = None
+    loss, _ = grpo_loss(logp, logp.detach(), logp.detach(), adv, mask, 0.2, 0.0)
+    loss.backward()
+    assert logp.grad[1, 0].item() == pytest.approx(4 * logp.grad[0, 0].item())
+
+
+@pytest.mark.parametrize(
+    ("reward_fn", "error", "match"),
+    [
+        (lambda p, r: 1 / 0, RuntimeError, "ZeroDivisionError"),
+        (lambda p, r: ["good"] * len(r), ValueError, "not numbers"),
+        (lambda p, r: torch.ones(1), ValueError, "scores for"),
+        (lambda p, r: torch.full((len(r),), float("nan")), ValueError, "NaN"),
+    ],
+)
+def test_bad_reward_function_is_one_clear_error_and_leaves_the_policy(model, tok, reward_fn, error, match):
+    from llm_from_scratch.align.grpo import GRPOConfig, train_grpo
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = GRPOConfig(steps=1, prompts_per_step=2, group_size=2, max_new_tokens=4)
+    with pytest.raises(error, match=match):
+        train_grpo(model, model, reward_fn, [tok.encode("Hi")], 0, cfg)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_grpo_rejects_no_prompts_and_prompts_over_the_context(model, tok):
+    from llm_from_scratch.align.grpo import GRPOConfig, train_grpo
+
+    cfg = GRPOConfig(steps=1, group_size=2, max_new_tokens=8)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        train_grpo(model, model, lambda p, r: torch.zeros(len(r)), [], 0, cfg)
+    with pytest.raises(ValueError, match="exceeds the context length"):
+        train_grpo(model, model, lambda p, r: torch.zeros(len(r)), [[5] * 95], 0, cfg)
+
+
+def test_grpo_config_options_are_checked():
+    from llm_from_scratch.align.grpo import GRPOConfig
+
+    with pytest.raises(ValueError, match="advantage"):
+        GRPOConfig(advantage="z").validate()
+    with pytest.raises(ValueError, match="loss_norm"):
+        GRPOConfig(loss_norm="tokens").validate()
+    assert GRPOConfig(advantage="mean", loss_norm="constant").validate().advantage == "mean"
