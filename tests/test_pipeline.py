@@ -95,3 +95,13 @@ def test_a_second_process_waits_for_the_builder_then_reuses(tmp_path):
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0 and art.done("curate"), out[-2000:]
     assert "building" in out  # the lock came free with nothing built: the waiter builds it
+
+
+def test_a_damaged_artifact_is_refused_with_what_to_delete(tmp_path, capsys):
+    art = Artifacts("tiny", tmp_path)
+    corpus = art.corpus_path()
+    assert main(["curate", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 0  # found intact
+    corpus.write_text(corpus.read_text().replace("e", "E", 1))  # one flipped byte after the stage finished
+    assert main(["tokenizer", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "corpus.jsonl is missing or differs" in err and f"delete {corpus.parent}" in err

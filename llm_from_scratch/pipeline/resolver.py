@@ -22,7 +22,7 @@ from typing import Any
 
 from llm_from_scratch.pipeline.config import RunConfig, load_config, merge_tables
 from llm_from_scratch.pipeline.registry import MODEL_STAGES, REGISTRY, stage
-from llm_from_scratch.utils import atomic_path, cache_dir, config_key
+from llm_from_scratch.utils import atomic_path, cache_dir, config_key, file_sha256
 
 MARKER = "stage.json"
 
@@ -135,7 +135,7 @@ class Artifacts:
             return out
         marker = out / MARKER
         if marker.exists():
-            self.results[name] = json.loads(marker.read_text())
+            self.results[name] = _verified(out, marker)
             self.log(f"{name}: reused {out}")
             return out
         if name not in self.stages():
@@ -152,7 +152,8 @@ class Artifacts:
             out.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             metrics = stage(name).build(self, out)
-            record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": self.device, "metrics": metrics}
+            record = {"stage": name, "wall_s": time.perf_counter() - t0, "device": self.device, "metrics": metrics,
+                      "sha256": _checksums(out)}  # fmt: skip
             if self.env is None or self.env.is_main:
                 with atomic_path(marker) as tmp:
                     tmp.write_text(json.dumps(record, indent=1, default=float))
@@ -353,6 +354,28 @@ class Artifacts:
         return Artifacts(
             self.config, self.root, overrides=overrides, device=self._device, progress=self.progress, log=self.log
         )
+
+
+def _checksums(out: Path) -> dict[str, str]:
+    """SHA-256 of the files a stage wrote at the top of its folder (checkpoints and model folders carry their own
+    manifests, checked when they load)."""
+    return {p.name: file_sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MARKER}
+
+
+def _verified(out: Path, marker: Path) -> dict:
+    """The finished stage's record, after checking that its files are the ones it wrote."""
+    try:
+        record = json.loads(marker.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{marker} is unreadable ({err}): delete {out} to build the stage again") from None
+    for file, digest in record.get("sha256", {}).items():
+        path = out / file
+        if not path.is_file() or file_sha256(path) != digest:
+            raise ValueError(
+                f"{path} is missing or differs from what its stage wrote (damaged or edited since): "
+                f"delete {out} to build the stage again"
+            )
+    return record
 
 
 def replace_config(config: RunConfig, **sections) -> RunConfig:
