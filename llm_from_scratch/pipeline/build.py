@@ -170,10 +170,15 @@ def sft(art, out: Path) -> dict:
 
 
 def preferences(art, out: Path) -> dict:
-    from llm_from_scratch.align.preferences import build_pairs
+    from llm_from_scratch.align.preferences import build_pairs, skill_pairs
 
     cfg = art.config.preferences
-    pairs, stats = build_pairs(art.model("sft"), art.tokenizer(), art.train_prompts(cfg.n_prompts), cfg)
+    model = art.model("sft")
+    pairs, stats = build_pairs(model, art.tokenizer(), art.train_prompts(cfg.n_prompts), cfg)
+    if cfg.skill_prompts:  # verified pairs: chosen = a right answer, rejected = a wrong one, by the exact check
+        verified, skill_stats = skill_pairs(model, art.tokenizer(), art.config.sft.skill, cfg)
+        pairs += verified
+        stats = {**stats, "dialogue_pairs": stats["pairs"], "pairs": len(pairs), "skill": skill_stats}
     with atomic_path(out / "pairs.json") as tmp:
         tmp.write_text(json.dumps({"pairs": pairs, "stats": stats}))
     return stats
@@ -208,16 +213,16 @@ def reward(art, out: Path) -> dict:
 def rlhf(art, out: Path) -> dict:
     from llm_from_scratch.align.chat import end_id
     from llm_from_scratch.align.grpo import train_grpo
+    from llm_from_scratch.align.skill import rl_prompts, verifier_reward
 
     cfg = art.config.rlhf
     policy, reference = art.model("sft"), art.model("sft")
-    if cfg.reward == "verifier":  # RL with a verifiable reward: the skill's exact check on its training problems
-        from llm_from_scratch.align.skill import rl_prompts, verifier_reward
-
-        prompts, answers = rl_prompts(art.tokenizer(), art.config.sft.skill)
+    # the skill's training-side problems either way: only the reward differs, so the two runs compare
+    prompts, answers = rl_prompts(art.tokenizer(), art.config.sft.skill)
+    if cfg.reward == "verifier":  # RL with a verifiable reward: the exact check
         reward_fn = verifier_reward(art.tokenizer(), answers, cfg.format_bonus)
-    else:  # the learned Bradley-Terry reward model of the dialogue preferences
-        prompts, reward_fn = art.train_prompts(art.config.preferences.n_prompts), art.reward_model().score
+    else:  # the learned Bradley-Terry reward model of the preference pairs (which RL can fool: chapter 14)
+        reward_fn = art.reward_model().score
     log = train_grpo(policy, reference, reward_fn, prompts, end_id(art.tokenizer()), cfg, art.progress)
     _save_model(art, out, policy, log)
     keys = sorted({k for r in log for k in r if k != "step" and isinstance(r[k], int | float)})
