@@ -36,6 +36,7 @@ class GGUFTokenizer(BPETokenizer):
 
     bos_id: int | None = None
     eos_id: int | None = None
+    chat_template: str | None = None
 
     @classmethod
     def from_metadata(cls, metadata: dict, source: str | Path = "<metadata>") -> GGUFTokenizer:
@@ -79,12 +80,22 @@ class GGUFTokenizer(BPETokenizer):
         tok._drop = {b: None for b in missing if b < 0x80}  # bytes >= 0x80 here never occur in UTF-8 text
         tok.bos_id = metadata.get("tokenizer.ggml.bos_token_id")
         tok.eos_id = metadata.get("tokenizer.ggml.eos_token_id")
+        tok.chat_template = metadata.get("tokenizer.chat_template")
         return tok
 
     _drop: dict[int, None] | None = None
 
     def _encode_word(self, word: str) -> tuple[int, ...]:
         return super()._encode_word(word.translate(self._drop)) if self._drop else super()._encode_word(word)
+
+    def render_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """The conversation as the model's own chat template writes it (the chat code calls this when present)."""
+        if not self.chat_template:
+            raise ValueError("this GGUF file has no tokenizer.chat_template; pass a plain prompt instead of a chat")
+        return apply_chat_template(self.chat_template, messages, add_generation_prompt)
+
+    def encode_chat(self, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+        return self.encode(self.render_chat(messages, add_generation_prompt))
 
     @property
     def eot_id(self) -> int:

@@ -99,3 +99,8 @@ def test_chat_template_renders_like_transformers(metadata):
     ours = apply_chat_template(metadata["tokenizer.chat_template"], messages)
     assert ours == hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert ours.startswith("<|im_start|>system\n") and ours.endswith("<|im_start|>assistant\n")
+    from llm_from_scratch.tokenizer.gguf_tokenizer import GGUFTokenizer
+
+    tok = GGUFTokenizer.from_metadata(metadata)
+    hf_ids = hf.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=True)
+    assert tok.encode_chat(messages) == hf_ids["input_ids"]
