@@ -1,15 +1,16 @@
-"""Alignment on held-out prompts: SFT -> DPO and SFT -> RLHF (reward model + GRPO) against their starting point.
+"""Alignment that changes what the model can do: held-out accuracy on a skill a program verifies.
 
-The target metric is the verifier's acceptance rate (``llm_from_scratch.align.verifier``: the reply ends its turn
-with <|end|>, has at most 20 words, and no segment is flagged by the profanity classifier), measured on replies
-sampled at temperature 1 to held-out prompts (plays and questions no fine-tuning step saw). Also reported: the
-Monte-Carlo KL to the starting model (nats per reply) and the perplexity on the pretraining corpus's held-out
-validation windows (the "alignment tax").
+The skill (``llm_from_scratch.align.skill``): integer arithmetic asked as a question ("What is 47 + 85?"), the
+reply's first integer checked exactly. Every model answers the same held-out problems greedily (problems no SFT,
+preference or RL step could draw: the split is a hash of the problem). The baseline is the SFT model; RL is GRPO
+with the verifier's reward (KL to SFT kept), DPO learns from verified pairs of the SFT model's own samples. Also
+reported, as a secondary row: ``format_ok`` (the old target: the reply ends its turn, is brief, is not flagged) on
+held-out dialogue prompts, and the KL of each model to SFT (nats per reply, sampled).
 
-Bar (issue 8): DPO improves the acceptance rate by >= 20 percentage points over SFT, or halves its failure rate.
+Bars (issue 16): heldout_problems >= 500, 0.15 <= sft_accuracy <= 0.75, rl_gain >= 0.15, dpo_gain > 0.
 
     python benchmarks/bench_align.py --preset book     # the book's model (builds every artifact on first use)
-    python benchmarks/bench_align.py --preset tiny     # the pipeline end to end in a few minutes
+    python benchmarks/bench_align.py --preset tiny     # the pipeline end to end (the tiny model learns no arithmetic)
 
 The last line printed is one JSON object.
 """
@@ -28,76 +29,60 @@ import time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="book", choices=["tiny", "book"])
+    parser.add_argument("--no-format", action="store_true", help="skip the secondary format_ok row (faster)")
     args = parser.parse_args()
 
+    from llm_from_scratch.experiments.skill_eval import skill_evaluation
     from llm_from_scratch.pipeline import Artifacts
 
-    # the chapters' evaluation: 200 held-out prompts x 2 samples for tiny, the preset's 256 x 2 for the book
-    art = Artifacts(
-        args.preset, overrides={"eval": {"align_prompts": 200, "align_samples": 2}} if args.preset == "tiny" else None
-    )
-
-    t0 = time.perf_counter()
-    rows = {}
-    for stage in ("base", "sft", "dpo", "rlhf"):
+    art = Artifacts(args.preset)
+    rows, seconds = {}, {}
+    for stage in ("base", "sft", "rlhf", "dpo"):
         t = time.perf_counter()
-        e = art.evaluation(stage)
-        rows[stage] = {
-            "ok": e["rates"]["ok"],
-            "ended": e["rates"]["ended"],
-            "brief": e["rates"]["brief"],
-            "flagged": e["rates"]["flagged"],
-            "kl_to_start": e["kl"],
-            "heldout_ppl": e["ppl"],
-            "n_replies": len(e["replies"]),
-            "n_prompts": len(e["prompts"]),
-        }
+        e = skill_evaluation(art, stage)
+        row = {"accuracy": e["accuracy"], "kl_to_sft": e["kl_to_sft"], "problems": e["problems"]}
+        if not args.no_format and stage != "base":
+            f = art.evaluation(stage)
+            row["format_ok"] = f["rates"]["ok"]
+        rows[stage] = row
+        seconds[stage] = time.perf_counter() - t
         print(
-            f"{stage:5s} ok {e['rates']['ok']:.3f}  ended {e['rates']['ended']:.3f}  brief {e['rates']['brief']:.3f}  "
-            f"flagged {e['rates']['flagged']:.3f}  KL {e['kl']:.3f}  ppl {e['ppl']:.2f}  "
-            f"({time.perf_counter() - t:.0f}s)",
+            f"{stage:5s} accuracy {row['accuracy']:.3f} on {row['problems']} held-out problems  "
+            f"KL to SFT {row['kl_to_sft']:.3f}  format_ok {row.get('format_ok', float('nan')):.3f}  "
+            f"({seconds[stage]:.0f}s, cached stages are reused)",
             flush=True,
         )
-    _, pair_stats = art.pairs()
-    rm_metrics = art.stage_metrics("reward")
-    sft, dpo, rlhf = rows["sft"], rows["dpo"], rows["rlhf"]
-
-    def gain(after):
-        fail_before, fail_after = 1 - sft["ok"], 1 - after["ok"]
-        return {
-            "ok_before": sft["ok"],
-            "ok_after": after["ok"],
-            "gain_pp": 100 * (after["ok"] - sft["ok"]),
-            "failure_ratio": fail_after / fail_before if fail_before else None,
-            "kl_to_sft": after["kl_to_start"],
-            "ppl_before": sft["heldout_ppl"],
-            "ppl_after": after["heldout_ppl"],
-            "ppl_change_pct": 100 * (after["heldout_ppl"] / sft["heldout_ppl"] - 1),
-        }
-
-    d, r = gain(dpo), gain(rlhf)
-    bar = d["gain_pp"] >= 20 or (d["failure_ratio"] is not None and d["failure_ratio"] <= 0.5)
-    print(
-        f"SFT->DPO:  ok {d['ok_before']:.3f} -> {d['ok_after']:.3f} ({d['gain_pp']:+.1f} pp), KL {d['kl_to_sft']:.3f}"
-    )
-    print(
-        f"SFT->RLHF: ok {r['ok_before']:.3f} -> {r['ok_after']:.3f} ({r['gain_pp']:+.1f} pp), KL {r['kl_to_sft']:.3f}"
-    )
-    print(
-        f"preference pairs {pair_stats['pairs']}, reward model held-out accuracy {rm_metrics['held_out_accuracy']:.3f}"
-    )
-    print(f"bar (DPO +20 pp or failure rate halved): {'met' if bar else 'NOT met'}")
-    out = {
+    chance = e["chance"]
+    sft, rl, dpo = rows["sft"], rows["rlhf"], rows["dpo"]
+    pairs = art.pairs()[1]
+    result = {
         "preset": args.preset,
-        "stages": rows,
-        "sft_to_dpo": d,
-        "sft_to_rlhf": r,
-        "preference_pairs": pair_stats["pairs"],
-        "reward_model": rm_metrics,
-        "bar_dpo_met": bar,
-        "seconds": time.perf_counter() - t0,
+        "heldout_problems": sft["problems"],
+        "chance_accuracy": chance,
+        "base_accuracy": rows["base"]["accuracy"],
+        "sft_accuracy": sft["accuracy"],
+        "rl_accuracy": rl["accuracy"],
+        "dpo_accuracy": dpo["accuracy"],
+        "rl_gain": rl["accuracy"] - sft["accuracy"],
+        "dpo_gain": dpo["accuracy"] - sft["accuracy"],
+        "rl_kl_to_sft": rl["kl_to_sft"],
+        "dpo_kl_to_sft": dpo["kl_to_sft"],
+        "format_ok": {k: v.get("format_ok") for k, v in rows.items() if k != "base"},
+        "verified_pairs": pairs.get("skill", {}).get("pairs", 0),
+        "rl_config": {k: art.config.rlhf.__dict__[k] for k in ("steps", "advantage", "loss_norm", "kl_coef", "reward")},
+        "stage_seconds": {  # build time of each alignment stage when it was built (under whatever load there was)
+            s: json.loads((art.dir(s) / "stage.json").read_text()).get("wall_s")
+            for s in ("sft", "preferences", "reward", "rlhf", "dpo")
+        },
+        "eval_seconds": seconds,
     }
-    print(json.dumps(out))
+    result["bars"] = {
+        "heldout_problems>=500": result["heldout_problems"] >= 500,
+        "0.15<=sft_accuracy<=0.75": 0.15 <= result["sft_accuracy"] <= 0.75,
+        "rl_gain>=0.15": result["rl_gain"] >= 0.15,
+        "dpo_gain>0": result["dpo_gain"] > 0,
+    }
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Preference pairs from the fine-tuned model's own samples, ranked by the verifier.
 
 For each training prompt the SFT model samples ``samples_per_prompt`` replies. The verifier
-(:mod:`llm_from_scratch.align.verifier`) splits them into acceptable and unacceptable; a prompt with at least one
-of each yields one pair: *chosen* = the first acceptable sample, *rejected* = the first unacceptable one. Prompts
+(:mod:`llm_from_scratch.align.verifier`) splits them into format_ok and not; a prompt with at least one
+of each yields one pair: *chosen* = the first format_ok sample, *rejected* = the first that is not. Prompts
 whose samples all pass or all fail carry no preference and are dropped. Nothing is written by hand: the pairs are
 a deterministic function of the model, the seed and the verifier.
 
@@ -73,8 +73,8 @@ def build_pairs(model, tokenizer, prompts: list[list[int]], config: PreferenceCo
         by_prompt.setdefault(i, []).append(j)
     pairs = []
     for i, js in by_prompt.items():
-        good = [j for j in js if checks[j]["ok"]]
-        bad = [j for j in js if not checks[j]["ok"]]
+        good = [j for j in js if checks[j]["format_ok"]]
+        bad = [j for j in js if not checks[j]["format_ok"]]
         if good and bad:
             w, lose = good[0], bad[0]
             pairs.append(

@@ -1,8 +1,10 @@
 """The evaluation suite the report card prints: every model of a run on the same held-out data.
 
-For each model (pretrained base, SFT, DPO, RLHF): held-out loss / perplexity / bits per byte, next-line cloze
-accuracy, and on held-out chat prompts the verifier's rates (acceptable, ended, brief, flagged) with the KL to the
-SFT model; plus a few seeded sample generations. The alignment checks reuse the align stage's sampler, verifier
+For each model (pretrained base, SFT, DPO, RLHF), capability first: held-out accuracy on the verifiable skill
+(arithmetic questions whose answer a program checks exactly, :mod:`llm_from_scratch.align.skill`), then held-out
+loss / perplexity / bits per byte, next-line cloze accuracy, and on held-out chat prompts the form checks
+(``format_ok`` = ends its turn, brief, clean; and its parts) with the KL to the SFT model; plus a few seeded
+sample generations. The alignment checks reuse the align stage's sampler, verifier
 and KL estimator, so the numbers agree with chapters 13 to 15.
 """
 
@@ -51,11 +53,14 @@ def evaluate_models(
     prompts: Sequence[list[int]],
     config: EvalConfig,
     progress: bool = False,
+    skill_items: Sequence | None = None,
+    skill_max_new_tokens: int = 8,
 ) -> dict:
     """``{name: metrics}`` for ``models`` (``{"base": m, "sft": m, ...}``) on held-out text, cloze ``items`` and
     held-out chat ``prompts`` (token ids); chat metrics for all but ``base``
     (the base model never saw the chat template, so its rates are reported too, as the "before" column)."""
     from llm_from_scratch.align.evaluate import alignment_metrics
+    from llm_from_scratch.align.skill import skill_accuracy
 
     reference = models.get("sft")
     results = {}
@@ -66,6 +71,10 @@ def evaluate_models(
         names = tqdm(names, desc="eval", unit="model", dynamic_ncols=True)
     for name in names:
         model = models[name]
+        skill = {}
+        if skill_items:  # greedy answers to the held-out problems, checked exactly
+            r = skill_accuracy(model, tokenizer, skill_items, max_new_tokens=skill_max_new_tokens)
+            skill = {"accuracy": r["accuracy"], "problems": r["problems"]}
         lm = heldout_lm_metrics(model, val_tokens, bytes_per_token, config)
         cloze = score_cloze(model, tokenizer, cloze_items)
         a = alignment_metrics(
@@ -74,5 +83,5 @@ def evaluate_models(
         )  # fmt: skip
         align = {**a["rates"], "kl_to_sft": a["kl"]}
         samples = sample_generations(model, tokenizer, chat=name != "base", config=config)
-        results[name] = {"lm": lm, "cloze": cloze, "align": align, "samples": samples}
+        results[name] = {"skill": skill, "lm": lm, "cloze": cloze, "align": align, "samples": samples}
     return results

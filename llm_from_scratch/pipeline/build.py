@@ -227,7 +227,7 @@ def rlhf(art, out: Path) -> dict:
     _save_model(art, out, policy, log)
     keys = sorted({k for r in log for k in r if k != "step" and isinstance(r[k], int | float)})
     rm = {"reward_model": art.stage_metrics("reward")} if cfg.reward == "model" else {}
-    return {**rm, "reward": cfg.reward, "steps": len(log), **{k: _tail_mean(log, k) for k in keys}}
+    return {**rm, "reward_kind": cfg.reward, "steps": len(log), **{k: _tail_mean(log, k) for k in keys}}
 
 
 def evaluate(art, out: Path) -> dict:
@@ -243,9 +243,15 @@ def evaluate(art, out: Path) -> dict:
     data = art.token_data()
     models = {("base" if s == "pretrain" else s): art.model(s) for s in art.model_stages()}
     prompts = art.heldout_prompts(cfg.align_prompts)
+    from llm_from_scratch.align.skill import chance_accuracy, heldout_problems
+
+    skill = art.config.sft.skill
     results = evaluate_models(
-        models, art.tokenizer(), data.val, data.bytes_per_token, items, prompts, cfg, art.progress
-    )
+        models, art.tokenizer(), data.val, data.bytes_per_token, items, prompts, cfg, art.progress,
+        skill_items=heldout_problems(skill), skill_max_new_tokens=skill.max_new_tokens,
+    )  # fmt: skip
+    for r in results.values():
+        r["skill"]["chance"] = chance_accuracy(skill)
     with atomic_path(out / "cloze_items.json") as tmp:
         tmp.write_text(json.dumps([asdict(i) for i in items], indent=1))
     return results

@@ -78,8 +78,11 @@ def plot_eval(results: dict) -> object:
     fig = _figure(8.0, 3.0)
     axes = fig.subplots(1, 2)
     x = range(len(names))
-    axes[0].bar([i - 0.2 for i in x], [results[n]["cloze"]["accuracy_norm"] for n in names], 0.4, label="cloze")
-    axes[0].bar([i + 0.2 for i in x], [results[n]["align"]["ok"] for n in names], 0.4, label="acceptable reply")
+    w = 0.27
+    skill = [results[n].get("skill", {}).get("accuracy", 0.0) for n in names]
+    axes[0].bar([i - w for i in x], skill, w, label="skill accuracy")
+    axes[0].bar(list(x), [results[n]["cloze"]["accuracy_norm"] for n in names], w, label="cloze")
+    axes[0].bar([i + w for i in x], [results[n]["align"]["format_ok"] for n in names], w, label="format_ok")
     axes[0].axhline(results[names[0]]["cloze"]["chance"], color="grey", ls=":", lw=0.8, label="cloze chance")
     axes[0].set_xticks(list(x), names)
     axes[0].set_ylim(0, 1)
@@ -114,6 +117,38 @@ def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _skill_cell(skill: dict) -> str:
+    if not skill:
+        return "-"
+    below = skill["accuracy"] <= skill.get("chance", 0.0)
+    return f"{skill['accuracy']:.3f}" + (" (at or below chance)" if below else "")
+
+
+def _column_notes(ev: dict, names: list[str], config: RunConfig, cloze_chance: float) -> list[str]:
+    """One line per column: what it measures, on what, and where chance is."""
+    skill = ev[names[0]].get("skill") or {}
+    n_skill, skill_chance = skill.get("problems", 0), skill.get("chance", 0.0)
+    cloze_below = [n for n in names if ev[n]["cloze"]["accuracy_norm"] <= cloze_chance]
+    return [
+        "What each column measures:",
+        "",
+        f"- **skill accuracy** (the capability): the share of {n_skill} held-out arithmetic questions "
+        '("What is 47 + 85?", problems no training step could draw) whose greedy answer\'s first integer is exactly '
+        f"right. Chance (always the most common answer): {skill_chance:.3f}; a model at or below it knows nothing "
+        "of the skill, and the cell says so.",
+        "- **val loss / ppl / bits/byte**: next-token cross-entropy on the corpus's held-out validation windows "
+        "(bits per byte is comparable across tokenizers).",
+        f"- **cloze acc** (per token) **/ acc/byte** (per byte of the choice): {ev[names[0]]['cloze']['n']} "
+        f"next-line questions from held-out documents, {config.eval.cloze_choices} choices (chance "
+        f"{cloze_chance:.2f})" + (f"; at or below chance: {', '.join(cloze_below)}." if cloze_below else "."),
+        "- **format_ok**: the form of replies to held-out dialogue prompts, not their content: the reply ends its "
+        "turn, has at most 20 words and is not flagged by the profanity classifier (word salad that stops early "
+        "passes). **ended** and **flagged** are two of its parts.",
+        "- **KL to SFT**: sampled estimate of KL(model || SFT model) in nats per reply on the dialogue prompts: how "
+        "far a stage moved from its start (0 for SFT itself).",
+    ]
 
 
 def render_report(config: RunConfig, summary: dict) -> str:
@@ -163,29 +198,36 @@ def render_report(config: RunConfig, summary: dict) -> str:
         "",
         "## Alignment",
         "",
-        f"SFT on {s['sft']['examples']} dialogue examples: held-out reply loss {s['sft']['val_reply_loss_before']:.3f}"
+        f"SFT on {s['sft']['examples']} examples ({s['sft'].get('skill_examples', 0)} of them arithmetic problems of "
+        "the verifiable skill, the rest dialogue): held-out reply loss {s['sft']['val_reply_loss_before']:.3f}"
         f" -> {s['sft']['val_reply_loss_after']:.3f}. Preference pairs: {s['preferences']['pairs']} from "
         f"{s['preferences']['prompts']} prompts. DPO ({s['dpo']['steps']} steps): final loss {s['dpo']['loss']:.3f}, "
         f"pair accuracy {s['dpo']['accuracy']:.2f}.",
     ]
     if "rlhf" in s:
-        rm = s["rlhf"]["reward_model"]
-        out += [
-            f"RLHF: reward model pair accuracy {rm['train_accuracy']:.2f} (train) / {rm['held_out_accuracy']:.2f} "
-            f"(held out); GRPO {s['rlhf']['steps']} steps."
-        ]
+        rl = s["rlhf"]
+        rm = rl.get("reward_model") or s.get("reward")
+        kind = rl.get("reward_kind", "model")
+        what = "the verifier's exact check" if kind == "verifier" else "the learned reward model"
+        out += [f"RL: GRPO {rl['steps']} steps with {what} as the reward on training-side skill problems."]
+        if rm:
+            out += [
+                f"Reward model (Bradley-Terry on the preference pairs): pair accuracy {rm['train_accuracy']:.2f} "
+                f"(train) / {rm['held_out_accuracy']:.2f} (held out)."
+            ]
     out += ["", "![alignment curves](alignment.png)", "", "## Evaluation", ""]
     ev = s["eval"]
     names = [n for n in MODEL_ORDER if n in ev]
     rows = [
         [
             n,
+            _skill_cell(ev[n].get("skill", {})),
             ev[n]["lm"]["loss"],
             f"{ev[n]['lm']['ppl']:.1f}",
             ev[n]["lm"]["bpb"],
             ev[n]["cloze"]["accuracy"],
             ev[n]["cloze"]["accuracy_norm"],
-            ev[n]["align"]["ok"],
+            ev[n]["align"]["format_ok"],
             ev[n]["align"]["ended"],
             ev[n]["align"]["flagged"],
             ev[n]["align"]["kl_to_sft"],
@@ -197,12 +239,13 @@ def render_report(config: RunConfig, summary: dict) -> str:
         _table(
             [
                 "model",
+                "skill accuracy",
                 "val loss",
                 "ppl",
                 "bits/byte",
                 "cloze acc",
                 "cloze acc/byte",
-                "acceptable",
+                "format_ok",
                 "ended",
                 "flagged",
                 "KL to SFT",
@@ -210,9 +253,7 @@ def render_report(config: RunConfig, summary: dict) -> str:
             rows,
         ),
         "",
-        f"Cloze: {ev[names[0]]['cloze']['n']} next-line questions from held-out documents, "
-        f"{config.eval.cloze_choices} choices (chance {chance:.2f}). Acceptable = ends its turn, at most 20 words, "
-        "not flagged (the align stage's verifier), on held-out chat prompts.",
+        *_column_notes(ev, names, config, chance),
         "",
         "![evaluation](eval.png)",
         "",

@@ -48,7 +48,7 @@ def test_verifier_definition():
 
     texts = ["I thank you, good my lord.", " ".join(["word"] * (MAX_WORDS + 1)), "Hence, you damn fucking idiot!"]
     checks = verify([*texts, texts[0]], [True, True, True, False])
-    assert [c["ok"] for c in checks] == [True, False, False, False]
+    assert [c["format_ok"] for c in checks] == [True, False, False, False]
     assert [c["brief"] for c in checks] == [True, False, True, True]
     assert checks[2]["flagged"] and not checks[0]["flagged"]
 
