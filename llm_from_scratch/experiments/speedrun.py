@@ -167,7 +167,7 @@ def race(
     try:
         with tempfile.TemporaryDirectory(prefix="speedrun-") as tmp:
             for r in range(1, rounds + 1):
-                for recipe in recipes:
+                for i, recipe in enumerate(recipes):
                     cfg = dataclasses.replace(
                         recipe.train,
                         eval_interval=eval_every,
@@ -177,11 +177,11 @@ def race(
                     )
                     torch.manual_seed(cfg.seed)  # the reference is built outside the trainer: seed its init too
                     model = recipe.build(data.vocab_size)
-                    results[recipe.name] = train(
+                    results[i] = train(
                         recipe.model_config(data.vocab_size),
                         data,
                         cfg,
-                        Path(tmp) / recipe.name,
+                        Path(tmp) / f"run-{i:02d}",  # names are prose, not file names
                         stop_at=max(1, round(cfg.max_steps * r / rounds)),
                         model=model,
                         device="cpu",
@@ -190,7 +190,7 @@ def race(
                     )
     finally:
         torch.set_num_threads(previous)
-    return [summary(recipe, results[recipe.name].records, target) for recipe in recipes]
+    return [summary(recipe, results[i].records, target) for i, recipe in enumerate(recipes)]
 
 
 def time_to_target(recipe: Recipe, data: TokenData, target: float = TARGET_VAL_LOSS, **kwargs) -> dict:
