@@ -133,7 +133,8 @@ def muon_param_groups(
     decay: their step is ``muon_lr_mult`` times larger, so AdamW's coefficient would decay them that much harder.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    heads = {id(p) for name, p in model.named_parameters() if name.split(".")[0] in ("lm_head", "head")}
+    # the module's own name, so a wrapper's prefix (DDP's "module.") does not hide the head
+    heads = {id(p) for name, p in model.named_parameters() if name.split(".")[-2:-1] in (["lm_head"], ["head"])}
     muon, adam_decay, adam_plain, seen = [], [], [], set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:

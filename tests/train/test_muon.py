@@ -101,6 +101,15 @@ def test_param_groups_give_muon_only_the_hidden_matrices(tiny_config):
         assert groups[0]["lr_mult"] == 20.0 and groups[2]["weight_decay"] == 0.0
 
 
+def test_a_wrapped_models_head_stays_with_adamw(tiny_config):
+    from llm_from_scratch.model import Transformer
+
+    wrapper = torch.nn.Module()
+    wrapper.module = Transformer(tiny_config.replace(tie_embeddings=False))  # as DDP wraps it
+    muon = {id(p) for p in muon_param_groups(wrapper, 0.1, 20.0)[0]["params"]}
+    assert id(wrapper.module.lm_head.weight) not in muon and len(muon) == 4 * tiny_config.n_layers
+
+
 def test_muon_rejects_a_vector_in_a_muon_group():
     with pytest.raises(ValueError, match="2-D"):
         Muon([{"params": [torch.nn.Parameter(torch.zeros(3))], "use_muon": True}])
