@@ -1,0 +1,118 @@
+"""LoRA from scratch: exact start, merge/unmerge, full rank matches full fine-tuning, adapters of the wrong shape."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from llm_from_scratch.align.lora import (
+    LoRAConfig,
+    LoRALinear,
+    apply_lora,
+    load_lora,
+    lora_layers,
+    lora_state_dict,
+    merge_lora,
+    trainable_parameters,
+    unmerge_lora,
+)
+
+
+def _perturb_adapters(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in lora_layers(model).values():
+            m.lora_B.copy_(torch.randn(m.lora_B.shape, generator=g) * 0.05)
+
+
+def test_adapter_starts_as_the_base_model_and_counts_its_parameters(model):
+    idx = torch.randint(0, model.config.vocab_size, (2, 12))
+    before = model(idx)[0]
+    apply_lora(model, LoRAConfig(rank=4))
+    assert torch.equal(model(idx)[0], before)  # B = 0: the adapted model *is* the pretrained one
+    layers = lora_layers(model)
+    assert len(layers) == 4 * model.config.n_layers
+    expected = sum(4 * (m.base.in_features + m.base.out_features) for m in layers.values())
+    assert trainable_parameters(model) == expected
+
+
+def test_merge_and_unmerge_are_the_same_function(model):
+    idx = torch.randint(0, model.config.vocab_size, (2, 12))
+    base_weights = copy.deepcopy(model.state_dict())
+    apply_lora(model, LoRAConfig(rank=4))
+    _perturb_adapters(model)
+    unmerged = model(idx)[0]
+    assert not torch.allclose(unmerged, model(idx)[0] * 0)  # sanity: not trivially zero
+    merge_lora(model)
+    torch.testing.assert_close(model(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
+    unmerge_lora(model)
+    torch.testing.assert_close(model(idx)[0], unmerged, atol=1e-5, rtol=1e-5)
+    for name, m in lora_layers(model).items():
+        torch.testing.assert_close(m.base.weight, base_weights[f"{name}.weight"], atol=1e-6, rtol=0)
+
+
+def test_full_rank_lora_reaches_full_fine_tuning():
+    """With r = min(in, out), B A can be any matrix: fitting the same target, LoRA and full fine-tuning of the layer
+    end at the same weights (gradient descent takes different paths, so compared at convergence)."""
+    torch.manual_seed(0)
+    d_in, d_out = 12, 8
+    x = torch.randn(256, d_in)
+    target = nn.Linear(d_in, d_out, bias=False)
+    y = target(x).detach()
+    start = nn.Linear(d_in, d_out, bias=False)
+
+    full = copy.deepcopy(start)
+    opt = torch.optim.Adam(full.parameters(), lr=0.02)
+    for _ in range(1500):
+        opt.zero_grad()
+        ((full(x) - y) ** 2).mean().backward()
+        opt.step()
+
+    lora = LoRALinear(copy.deepcopy(start), rank=min(d_in, d_out), alpha=min(d_in, d_out))
+    opt = torch.optim.Adam([lora.lora_A, lora.lora_B], lr=0.02)
+    for _ in range(1500):
+        opt.zero_grad()
+        ((lora(x) - y) ** 2).mean().backward()
+        opt.step()
+    lora.merge()
+    torch.testing.assert_close(lora.base.weight, full.weight, atol=2e-3, rtol=0)
+    torch.testing.assert_close(full.weight, target.weight, atol=2e-3, rtol=0)
+    assert not lora.base.weight.requires_grad  # only A and B were trained
+
+
+def test_low_rank_cannot_fit_a_full_rank_update():
+    torch.manual_seed(0)
+    x = torch.randn(256, 12)
+    target = nn.Linear(12, 8, bias=False)
+    y = target(x).detach()
+    lora = LoRALinear(nn.Linear(12, 8, bias=False), rank=1, alpha=1)
+    opt = torch.optim.Adam([lora.lora_A, lora.lora_B], 0.02)
+    for _ in range(800):
+        opt.zero_grad()
+        loss = ((lora(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+    assert loss.item() > 1e-2  # a rank-1 update cannot reach a random target: the rank is a real constraint
+
+
+def test_adapter_round_trip_and_wrong_shape_is_one_clear_error(model):
+    from llm_from_scratch.model import Transformer
+
+    apply_lora(model, LoRAConfig(rank=4))
+    _perturb_adapters(model)
+    saved = lora_state_dict(model)
+    other = copy.deepcopy(model)
+    _perturb_adapters(other, seed=1)
+    load_lora(other, saved)
+    idx = torch.randint(0, model.config.vocab_size, (1, 8))
+    torch.testing.assert_close(other(idx)[0], model(idx)[0])
+
+    wider = Transformer(model.config.replace(d_model=model.config.d_model * 2))
+    apply_lora(wider, LoRAConfig(rank=4))
+    before = lora_state_dict(wider)
+    with pytest.raises(ValueError, match="another shape"):
+        load_lora(wider, saved)
+    assert all(torch.equal(before[k], v) for k, v in lora_state_dict(wider).items())  # nothing half-loaded
+    with pytest.raises(ValueError, match="no LoRA adapters"):
+        load_lora(Transformer(model.config), saved)
