@@ -44,7 +44,7 @@ tex:
 book: setup tex execute html pdf
 
 execute: setup
-	$(BIN)/python .ci/execute_chapters.py $(CHAPTERS_MD)
+	$(BIN)/python .ci/execute_chapters.py --keep-volatile $(CHAPTERS_MD)
 
 chapter: setup
 	@test -n "$(NB)" || (echo "usage: make chapter NB=chapters/NN_topic" && exit 2)

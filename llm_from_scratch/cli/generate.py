@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,9 @@ def _load(file: Path):
     from llm_from_scratch.tokenizer.build import load_tokenizer
 
     if file.suffix == ".json":
-        fmt = json.loads(file.read_text(encoding="utf-8")).get("format")
+        from llm_from_scratch.tokenizer.bpe import read_json_object
+
+        fmt = read_json_object(file, "tokenizer file", "pass another --tokenizer").get("format")
         if fmt is None:  # no "format" key: a Hugging Face tokenizers file (what export_hf writes)
             from tokenizers import Tokenizer
 
@@ -33,16 +34,12 @@ def _load(file: Path):
     return tok.encode, tok.decode, tok.fingerprint
 
 
-def _recorded_fingerprint(path: Path) -> str | None:
-    state = path / "train_state.json"
-    return json.loads(state.read_text()).get("tokenizer_fingerprint") if state.is_file() else None
-
-
 def _tokenizer(path: Path, explicit: str | None = None):
     """(encode, decode) for the checkpoint in ``path``, or None when no tokenizer can be found."""
+    from llm_from_scratch.model.checkpoint import recorded_fingerprint
     from llm_from_scratch.utils import cache_dir
 
-    recorded = _recorded_fingerprint(path)
+    recorded = recorded_fingerprint(path)  # the model folder's manifest, or a training checkpoint's state
     if explicit is not None:
         file = Path(explicit)
         if not file.is_file():

@@ -144,7 +144,7 @@ def pretrain(art, out: Path) -> dict:
 
 def _save_model(art, out: Path, model, log: list[dict], extra: dict | None = None) -> None:
     """The model folder (weights, config, and the fingerprint of the tokenizer it was trained with) and its log."""
-    from llm_from_scratch.train.checkpoint import save_model
+    from llm_from_scratch.model.checkpoint import save_model
 
     save_model(out / "model", model, model.config, art.tokenizer().fingerprint)
     with atomic_path(out / "log.json") as tmp:
@@ -200,7 +200,7 @@ def dpo(art, out: Path) -> dict:
 
 def reward(art, out: Path) -> dict:
     from llm_from_scratch.align.reward import train_reward_model
-    from llm_from_scratch.train.checkpoint import save_model
+    from llm_from_scratch.model.checkpoint import save_model
 
     sft_model = art.model("sft")
     rm, log, metrics = train_reward_model(sft_model, art.pairs()[0], art.config.reward)

@@ -24,6 +24,10 @@ class TokenizerConfig:
 
     def validate(self) -> TokenizerConfig:
         """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        if self.kind == "bpe":
+            from llm_from_scratch.tokenizer.bpe import check_pattern
+
+            check_pattern(self.pattern, "tokenizer.pattern")
         return check_ranges(
             self,
             {

@@ -79,7 +79,7 @@ KILLED_TRAINER = textwrap.dedent(
     import sys, time
     import llm_from_scratch.train.trainer as trainer
     from llm_from_scratch.train.data import char_data
-    from llm_from_scratch.model import PRESETS
+    from llm_from_scratch.pipeline import preset_config
     sys.path.insert(0, sys.argv[2])
     from conftest import TEXT
     from test_trainer import CFG
