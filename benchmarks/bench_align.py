@@ -43,7 +43,7 @@ def main() -> None:
         row = {"accuracy": e["accuracy"], "kl_to_sft": e["kl_to_sft"], "problems": e["problems"]}
         if not args.no_format and stage != "base":
             f = art.evaluation(stage)
-            row["format_ok"] = f["rates"]["ok"]
+            row["format_ok"] = f["rates"]["format_ok"]
         rows[stage] = row
         seconds[stage] = time.perf_counter() - t
         print(

@@ -51,3 +51,20 @@ def grpo_ablation(art, variants: dict[str, dict]) -> list[dict]:
         m = variant.stage_metrics("rlhf")
         rows.append({"variant": label, "accuracy": e["accuracy"], "kl_to_sft": e["kl_to_sft"], "reward": m["reward"]})
     return rows
+
+
+def dpo_skill_sweep(art, field: str, values: tuple[float, ...]) -> list[dict]:
+    """One DPO run per value of ``DPOConfig.field``: held-out accuracy, KL to SFT, the final implicit-reward margin."""
+    rows = []
+    for value in values:
+        variant = art.replace(dpo={field: value})
+        e = skill_evaluation(variant, "dpo")
+        rows.append(
+            {
+                field: value,
+                "accuracy": e["accuracy"],
+                "kl_to_sft": e["kl_to_sft"],
+                "margin": variant.stage_log("dpo")[-1]["margin"],
+            }
+        )
+    return rows
