@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from llm_from_scratch.experiments.speedrun import BEST, REFERENCE, TARGET_VAL_LOSS, race, speedrun_data
+from llm_from_scratch.experiments.speedrun import BEST, REFERENCE, TARGET_VAL_LOSS, add_ratios, race, speedrun_data
 
 
 def main() -> None:
@@ -45,18 +45,19 @@ def main() -> None:
             f"{r['name']:>60}: {r['steps']} steps, val {r['final_val_loss']:.4f}, "
             f"{r['seconds_to_target']} s to {args.target} (step {r['steps_to_target']}), {r['seconds_total']} s total"
         )
-    ratio = None
-    if ref["seconds_to_target"] and ours["seconds_to_target"]:
-        ratio = round(ours["seconds_to_target"] / ref["seconds_to_target"], 4)
+    finish = add_ratios([ref, ours])  # the reference may end above 1.88 on these windows: also the time to its loss
     print(
         json.dumps(
             {
                 "target_val_loss": args.target,
                 "reference_seconds_to_target": ref["seconds_to_target"],
                 "ours_seconds_to_target": ours["seconds_to_target"],
-                "time_ratio": ratio,
+                "time_ratio": ours["time_ratio"],
                 "ours_final_val_loss": ours["final_val_loss"],
                 "reference_final_val_loss": ref["final_val_loss"],
+                "reference_seconds_to_final": finish["reference_seconds_to_final"],
+                "ours_seconds_to_reference_final": ours["seconds_to_reference_final"],
+                "time_ratio_at_reference_final": ours["time_ratio_at_reference_final"],
                 "reference_steps_to_target": ref["steps_to_target"],
                 "ours_steps_to_target": ours["steps_to_target"],
                 "ours_recipe": ours["name"],

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from llm_from_scratch.experiments.speedrun import ABLATION, TARGET_VAL_LOSS, race, speedrun_data
+from llm_from_scratch.experiments.speedrun import ABLATION, TARGET_VAL_LOSS, add_ratios, race, speedrun_data
 from llm_from_scratch.utils import atomic_path
 
 OUT = Path(__file__).parent / "results" / "speedrun.json"
@@ -34,7 +34,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument(
+        "--recompute", action="store_true", help="only re-derive the ratios of the existing --out file (no training)"
+    )
     args = ap.parse_args()
+    if args.recompute:
+        result = json.loads(args.out.read_text())
+        rows = result["rows"]
+        result.update(add_ratios(rows))
+        result["ratios_recomputed_by"] = "python benchmarks/speedrun_ablation.py --recompute"
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(result, indent=1) + "\n")
+        print(json.dumps({"time_ratios_at_reference_final": [r["time_ratio_at_reference_final"] for r in rows]}))
+        return
     data = speedrun_data(args.data)
     t0, load0 = time.perf_counter(), os.getloadavg()
     runs = [race(ABLATION, data, TARGET_VAL_LOSS, eval_every=args.eval_every) for _ in range(args.repeats)]
@@ -52,10 +64,7 @@ def main() -> None:
                 "model_options": recipe.model_options,
             }
         )
-    ref = rows[0]["seconds_to_target"]
-    for row in rows:
-        s = row["seconds_to_target"]
-        row["time_ratio"] = round(s / ref, 4) if s and ref else None
+    finish = add_ratios(rows)
     result = {
         "command": "python benchmarks/speedrun_ablation.py " + " ".join(sys.argv[1:]),
         "target_val_loss": TARGET_VAL_LOSS,
@@ -71,6 +80,7 @@ def main() -> None:
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
         },
         "wall_minutes": round((time.perf_counter() - t0) / 60, 1),
+        **finish,
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +94,10 @@ def main() -> None:
     print(
         json.dumps(
             {k: result[k] for k in ("target_val_loss", "repeats", "wall_minutes")}
-            | {"time_ratios": [r["time_ratio"] for r in rows]}
+            | {
+                "time_ratios": [r["time_ratio"] for r in rows],
+                "time_ratios_at_reference_final": [r["time_ratio_at_reference_final"] for r in rows],
+            }
         )
     )
 

@@ -243,3 +243,25 @@ ZERO_INIT = _recipe("+ zero-init output projections", QK_NORM, {"zero_init_proj"
 SHORT = _recipe("+ budget cut to 200 steps", ZERO_INIT, max_steps=200)
 ABLATION: list[Recipe] = [REFERENCE, LLAMA, MUON, TUNED, BATCH, QK_NORM, ZERO_INIT, SHORT]
 BEST = SHORT  # the recipe bench_speedrun.py races against the reference
+
+
+def seconds_to(summary_row: dict, loss: float) -> float | None:
+    """Training seconds until a row's first evaluation at or below ``loss`` (``None`` if never): the time to
+    another finish line, read from the stored curve (for instance the reference's own final loss, when the
+    reference does not reach nanoGPT's 1.88 on these validation windows)."""
+    return next((seconds for step, val, seconds in summary_row["curve"] if step > 0 and val <= loss), None)
+
+
+def add_ratios(rows: list[dict]) -> dict:
+    """Time ratios against ``rows[0]`` (the reference), in place: at the target (``time_ratio``, ``None`` if either
+    misses it) and at the reference's final loss (``time_ratio_at_reference_final``). Returns the finish lines."""
+    ref = rows[0]
+    finish = ref["final_val_loss"]
+    ref_at_finish = seconds_to(ref, finish)
+    for row in rows:
+        s = row["seconds_to_target"]
+        row["time_ratio"] = round(s / ref["seconds_to_target"], 4) if s and ref["seconds_to_target"] else None
+        row["seconds_to_reference_final"] = seconds_to(row, finish)
+        t = row["seconds_to_reference_final"]
+        row["time_ratio_at_reference_final"] = round(t / ref_at_finish, 4) if t and ref_at_finish else None
+    return {"reference_final_val_loss": finish, "reference_seconds_to_final": ref_at_finish}

@@ -58,3 +58,20 @@ def test_race_alternates_without_changing_any_run(tmp_path):
         assert got["final_val_loss"] == want["final_val_loss"]
         assert got["steps_to_target"] == want["steps_to_target"] is not None
         assert 0 < got["seconds_to_target"] <= got["seconds_total"]
+
+
+def test_ratios_fall_back_to_the_references_own_final_loss():
+    ref = {
+        "final_val_loss": 1.93,
+        "seconds_to_target": None,
+        "curve": [(0, 4.2, 0.0), (10, 2.0, 50.0), (20, 1.93, 100.0)],
+    }
+    ours = {
+        "final_val_loss": 1.8,
+        "seconds_to_target": 30.0,
+        "curve": [(0, 4.2, 0.0), (5, 1.95, 20.0), (10, 1.8, 30.0)],
+    }
+    finish = speedrun.add_ratios([ref, ours])
+    assert finish == {"reference_final_val_loss": 1.93, "reference_seconds_to_final": 100.0}
+    assert ours["time_ratio"] is None  # the reference never reached the target
+    assert ours["seconds_to_reference_final"] == 30.0 and ours["time_ratio_at_reference_final"] == 0.3
