@@ -26,12 +26,12 @@ from llm_from_scratch.utils import Range, check_ranges
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    steps: int = 60
-    prompts_per_step: int = 8
-    group_size: int = 4
-    max_new_tokens: int = 48
+    steps: int = 100
+    prompts_per_step: int = 16
+    group_size: int = 8  # more replies per problem: more groups with both a right and a wrong answer
+    max_new_tokens: int = 8  # an answer is a few digits and <|end|>
     temperature: float = 1.0
-    lr: float = 3e-5
+    lr: float = 1e-4
     kl_coef: float = 0.05
     clip: float = 0.2
     ppo_epochs: int = 2

@@ -23,18 +23,21 @@ from llm_from_scratch.utils import Range, check_ranges
 
 @dataclass(frozen=True)
 class SFTConfig:
-    steps: int = 300
+    steps: int = 400
     batch_size: int = 16
-    lr: float = 3e-4
+    lr: float = 1e-3
     warmup_frac: float = 0.05
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     max_prompt: int = 96  # tokens of prompt (system + user + template), the start of long speeches is cut
     max_reply: int = 64  # examples with longer replies are skipped, never cut (a cut reply teaches not to stop)
-    eval_interval: int = 50
+    eval_interval: int = 100
     eval_examples: int = 256
     mask_prompt: bool = True
+    # batches of examples of similar length (Hugging Face's group_by_length): a batch is padded to its longest
+    # example, so a 15-token arithmetic question next to a 150-token speech would cost as much as the speech
+    group_by_length: bool = True
     seed: int = 0
     # the verifiable skill (align/skill.py): its problems mixed into SFT; later stages read its definition here
     skill: SkillConfig = field(default_factory=SkillConfig)
@@ -128,6 +131,7 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
     opt = AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(config.seed)
     val = list(val_data)[: config.eval_examples]
+    by_length = sorted(range(len(train_data)), key=lambda i: len(train_data[i][0]) + len(train_data[i][1]))
     log = [{"step": 0, "val_reply_loss": reply_loss(model, val)}]
     bar = None
     if progress:
@@ -136,7 +140,11 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
         bar = tqdm(total=config.steps, desc="sft", unit="step", dynamic_ncols=True)
     model.train()
     for step in range(config.steps):
-        rows = torch.randint(0, len(train_data), (config.batch_size,), generator=g).tolist()
+        if config.group_by_length:  # a random run of neighbours in length order (the two ends come a little less often)
+            start = int(torch.randint(0, max(len(train_data) - config.batch_size, 0) + 1, (1,), generator=g))
+            rows = by_length[start : start + config.batch_size]
+        else:
+            rows = torch.randint(0, len(train_data), (config.batch_size,), generator=g).tolist()
         idx, labels = batch_labels([train_data[i] for i in rows], config.mask_prompt)
         logits, _ = model(idx.to(device))
         loss = sft_loss(logits, labels.to(device))

@@ -27,10 +27,10 @@ _INT = re.compile(r"-?\d+")
 
 @dataclass(frozen=True)
 class SkillConfig:
-    max_operand: int = 199  # operands are drawn from [min_operand, max_operand]
+    max_operand: int = 99  # operands are drawn from [min_operand, max_operand]
     min_operand: int = 10
     ops: str = "+-"  # subtraction keeps a >= b, so every answer is a non-negative integer
-    train_examples: int = 6000  # skill examples mixed into SFT (0 = dialogue only)
+    train_examples: int = 25000  # skill examples mixed into SFT, about as many as dialogue ones (0 = dialogue only)
     heldout_problems: int = 500  # the evaluation set, never drawn for training
     heldout_frac: float = 0.2  # the share of the problem space reserved for evaluation
     max_new_tokens: int = 8  # an answer is a few digits and <|end|>

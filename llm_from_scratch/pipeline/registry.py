@@ -48,8 +48,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("reward", ("sft", "preferences"), ("reward",), build.reward,
           "SFT model + preference pairs -> a Bradley-Terry reward model (model/, log.json)",
           "Reward model", "14", "alignment"),
-    Stage("rlhf", ("sft", "preferences", "reward"), ("rlhf",), build.rlhf,
-          "SFT model + reward model -> the GRPO policy (model/, log.json)", "RLHF (GRPO)", "14", "alignment"),
+    # the verifier's reward needs only the SFT model; rlhf.reward="model" builds the reward stage on demand, and
+    # hashing its sections keeps that variant's key honest
+    Stage("rlhf", ("sft",), ("rlhf", "preferences", "reward"), build.rlhf,
+          "SFT model + the skill's verifier (or the reward model) -> the GRPO policy (model/, log.json)",
+          "RL (GRPO)", "14", "alignment"),
     Stage("eval", ("curate", "shards", "pretrain", "sft", "dpo", "rlhf"), ("eval", "sft"), build.evaluate,
           "every model of the run -> held-out bits per byte, cloze accuracy, reply checks, samples (stage.json)",
           "Evaluation", "16", "alignment"),

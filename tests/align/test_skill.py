@@ -49,7 +49,7 @@ def test_problems_are_seeded_and_chance_is_low():
     cfg = SkillConfig()
     assert problems(cfg, 50, True) == problems(cfg, 50, True)
     assert problems(cfg, 50, True, seed=1) != problems(cfg, 50, True)
-    assert chance_accuracy(cfg) < 0.02  # no single answer solves the task
+    assert chance_accuracy(cfg) < 0.05  # no single answer solves the task
 
 
 def test_bad_skill_config_is_one_clear_error():
