@@ -24,6 +24,11 @@ CONFIG_NAME = "config.json"
 
 def hf_config_dict(config: ModelConfig) -> dict:
     """The ``config.json`` of the equivalent ``LlamaForCausalLM`` (transformers 5 format: ``rope_parameters``)."""
+    if getattr(config, "qk_norm", False):
+        raise ValueError(
+            "this model uses QK-norm, which Hugging Face's LlamaForCausalLM does not have: an export would load as a "
+            "different model; train with qk_norm off to export it"
+        )
     rope: dict = {"rope_type": "default", "rope_theta": config.rope_theta}
     if config.rope_scaling == "linear":
         rope = {"rope_type": "linear", "rope_theta": config.rope_theta, "factor": config.rope_factor}
