@@ -61,13 +61,20 @@ def special_id(tokenizer, token: str) -> int:
 
 
 def end_id(tokenizer) -> int:
-    """The id that ends a turn: generation stops on it."""
+    """The id that ends a turn: generation stops on it (a real model's tokenizer names its own, e.g. SmolLM2's
+    ``<|im_end|>``)."""
+    if hasattr(tokenizer, "encode_chat"):
+        return tokenizer.eot_id
     return special_id(tokenizer, END)
 
 
 def encode_prompt(tokenizer, prompt: Sequence[Message], max_tokens: int | None = None) -> list[int]:
     """Token ids of the prompt plus the open assistant turn. Over ``max_tokens``, the *start* of the last user
-    message is cut (the end of what was said matters most for the reply); the turn structure is kept."""
+    message is cut (the end of what was said matters most for the reply); the turn structure is kept. A tokenizer
+    with its own chat template (a GGUF model's) renders the prompt with it, and is cut from the left."""
+    if hasattr(tokenizer, "encode_chat"):
+        ids = tokenizer.encode_chat(list(prompt))
+        return ids if max_tokens is None else ids[-max_tokens:]
     ids = tokenizer.encode(render_chat(prompt, add_generation_prompt=True))
     if max_tokens is None or len(ids) <= max_tokens:
         return ids

