@@ -19,8 +19,15 @@ PARALLEL = ("none", "ddp", "ddp-scratch", "fsdp", "tp", "tp-dtensor")
 
 def _stage(args: argparse.Namespace) -> int:
     extra = {"data": {"sources": [str(p) for p in args.inputs]}} if getattr(args, "inputs", None) else None
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.stage == "pretrain" and args.parallel != "none":
         return _pretrain_parallel(args, extra)
+    if world > 1:
+        raise RuntimeError(
+            f"{args.stage} runs as one of WORLD_SIZE={world} torchrun processes without a parallel strategy: every "
+            "rank would build the same files; pretrain takes --parallel ddp, fsdp or tp (the other stages run in one "
+            "process, or use `run` under torchrun)"
+        )
     art = artifacts(args, extra)
     out = art.ensure(args.stage)
     _summary(args.stage, art, out)

@@ -28,7 +28,7 @@ def test_invalid_configs_raise_clear_value_errors(changes, message):
 
 
 def test_unknown_preset_and_unknown_field():
-    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+    with pytest.raises(ValueError, match="unknown architecture 'huge'"):
         get_config("huge")
     with pytest.raises(ValueError, match="unknown fields"):
         ModelConfig.from_dict({**preset_config("tiny").model.to_dict(), "n_embd": 3})
