@@ -25,7 +25,7 @@ def _stage(args: argparse.Namespace) -> int:
     if world > 1:
         raise RuntimeError(
             f"{args.stage} runs as one of WORLD_SIZE={world} torchrun processes without a parallel strategy: every "
-            "rank would build the same files; pretrain takes --parallel ddp, fsdp or tp (the other stages run in one "
+            "rank would build the same files; pass --parallel ddp, fsdp or tp to pretrain (the other stages run in one "
             "process, or use `run` under torchrun)"
         )
     art = artifacts(args, extra)
