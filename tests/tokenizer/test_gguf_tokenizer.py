@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from llm_from_scratch.data.sources import shakespeare_plays, wikipedia_sample
+from llm_from_scratch.experiments.real_model import reference_tokenizer
 
 gguf_mod = pytest.importorskip("llm_from_scratch.model.gguf")
 try:
@@ -31,23 +32,6 @@ def metadata():
     return gguf_mod.read_gguf(SMOLLM2).metadata
 
 
-def reference_tokenizer(md):
-    """SmolLM2's own pre-tokenizer (its tokenizer.json, and llama.cpp's 'smollm'): single digits, then GPT-2's
-    byte-level regex; the vocabulary, merges and control tokens are the file's."""
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
-
-    tokens = md["tokenizer.ggml.tokens"]
-    merges = [tuple(m.split(" ")) for m in md["tokenizer.ggml.merges"]]
-    ref = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
-    ref.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
-    control = [t for t, k in zip(tokens, md["tokenizer.ggml.token_type"], strict=True) if k == 3]
-    ref.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in control])
-    return ref
-
-
-@needs_smollm2
 def test_zero_mismatches_on_real_text(metadata):
     from llm_from_scratch.tokenizer.gguf_tokenizer import GGUFTokenizer
 
