@@ -12,7 +12,6 @@ root (``$LLM_FROM_SCRATCH_CACHE``, else the user's cache directory), so whatever
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -376,8 +375,3 @@ def _verified(out: Path, marker: Path) -> dict:
                 f"delete {out} to build the stage again"
             )
     return record
-
-
-def replace_config(config: RunConfig, **sections) -> RunConfig:
-    """``config`` with whole sections swapped, e.g. ``replace_config(c, pretrain=...)``."""
-    return dataclasses.replace(config, **sections)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,15 +52,6 @@ class ShardConfig:
                 "val_fraction": Range(gt=0, lt=1),
             },
         )
-
-
-def file_key(path: Path) -> str:
-    """A content hash of an input file, so that a changed corpus means a new tokenizer, not a stale one."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]
 
 
 def iter_jsonl_texts(path: str | Path) -> Iterator[str]:
