@@ -104,4 +104,4 @@ def test_a_damaged_artifact_is_refused_with_what_to_delete(tmp_path, capsys):
     corpus.write_text(corpus.read_text().replace("e", "E", 1))  # one flipped byte after the stage finished
     assert main(["tokenizer", "--preset", "tiny", "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "corpus.jsonl is missing or differs" in err and f"delete {corpus.parent}" in err
+    assert "corpus.jsonl: its SHA-256 does not match" in err and f"delete {corpus.parent}" in err

@@ -21,7 +21,7 @@ from typing import Any
 
 from llm_from_scratch.pipeline.config import RunConfig, load_config, merge_tables
 from llm_from_scratch.pipeline.registry import MODEL_STAGES, REGISTRY, stage
-from llm_from_scratch.utils import atomic_path, cache_dir, config_key, file_sha256
+from llm_from_scratch.utils import atomic_path, cache_dir, config_key, file_sha256, verify_sha256
 
 MARKER = "stage.json"
 
@@ -367,11 +367,5 @@ def _verified(out: Path, marker: Path) -> dict:
         record = json.loads(marker.read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"{marker} is unreadable ({err}): delete {out} to build the stage again") from None
-    for file, digest in record.get("sha256", {}).items():
-        path = out / file
-        if not path.is_file() or file_sha256(path) != digest:
-            raise ValueError(
-                f"{path} is missing or differs from what its stage wrote (damaged or edited since): "
-                f"delete {out} to build the stage again"
-            )
+    verify_sha256(out, record.get("sha256", {}))  # the files are the ones the stage wrote
     return record
