@@ -7,7 +7,7 @@ of the copies are served as HTML with paragraphs wrapped at 72 columns, so HTML 
 bounded by construction (at most 2 batches per worker in flight; word caches capped; dedup state ~1 KB per kept
 document; line hashes in two generations of at most 2^20 each).
 The pipeline runs in a child process per input size;
-a sampler thread adds up the resident memory of the main process and its workers (Linux ``/proc``).
+a sampler thread adds up the resident memory of the main process and its workers (Linux `/proc`).
 Bar: peak RSS <= 1 GB, independent of input size. Last line: one JSON object.
 
     LLM_FROM_SCRATCH_CACHE=/tmp/lfs-cache-bench python benchmarks/bench_curate.py [--mb 25 100] [--workers 2]
@@ -73,7 +73,7 @@ def _rss_kb(pid: int) -> int:
 
 
 def run_child(path: str, workers: int) -> None:
-    """Curate ``path`` and print one JSON line with throughput and peak RSS (main + workers)."""
+    """Curate `path` and print one JSON line with throughput and peak RSS (main + workers)."""
     import multiprocessing as mp
 
     from llm_from_scratch.data.corpus import CorpusConfig

@@ -56,7 +56,7 @@ def true_pairs(sets: list[np.ndarray], threshold: float) -> dict[tuple[int, int]
 
 
 def timed(fn, repeats: int):
-    """Median wall time of ``repeats`` runs (the benchmarks' convention) and the last result."""
+    """Median wall time of `repeats` runs (the benchmarks' convention) and the last result."""
     times, result = [], None
     for _ in range(repeats):
         t = time.perf_counter()

@@ -1,9 +1,9 @@
 """Bytes communicated per training step by each parallelism, measured vs the derived ring-algorithm formula.
 
-A 2-process gloo job (``torchrun --standalone --nproc_per_node=2``) trains the book's model with data parallelism
-(from scratch and ``DistributedDataParallel``), FSDP2, and tensor parallelism (from scratch and DTensor). "Measured"
-is the number of bytes each process handed to its sockets during the steps (``wchar`` of ``/proc/self/io``,
-headers included, max over ranks); "formula" is :mod:`llm_from_scratch.distributed.comm`. The baseline for our
+A 2-process gloo job (`torchrun --standalone --nproc_per_node=2`) trains the book's model with data parallelism
+(from scratch and `DistributedDataParallel`), FSDP2, and tensor parallelism (from scratch and DTensor). "Measured"
+is the number of bytes each process handed to its sockets during the steps (`wchar` of `/proc/self/io`,
+headers included, max over ranks); "formula" is `llm_from_scratch.distributed.comm`. The baseline for our
 from-scratch DDP and TP is PyTorch's DDP and DTensor in the same run. The last line printed is one JSON object.
 
     python benchmarks/bench_distributed.py [--preset book] [--batch 8] [--seq 128] [--steps 3]

@@ -1,9 +1,9 @@
-"""HTML extraction: ours (``llm_from_scratch.data.html``) vs trafilatura on real documentation pages.
+"""HTML extraction: ours (`llm_from_scratch.data.html`) vs trafilatura on real documentation pages.
 
 Pages: the 78 HTML files of pygame's documentation (Sphinx output shipped in its wheel; nobody here wrote them).
 For each page: words kept by each extractor, the words they agree on (multiset intersection: recall against
 trafilatura's text, precision of ours), and seconds per MB of HTML; contenders alternate page by page and the
-timing is the median of ``--repeats`` passes. Then the C4 check of the issue: the package's news articles served as
+timing is the median of `--repeats` passes. Then the C4 check of the issue: the package's news articles served as
 HTML with paragraphs wrapped at 72 columns, how many survive extraction + C4 with most of their words.
 Last line: one JSON object.
 

@@ -1,8 +1,8 @@
-"""SmolLM2-135M-Instruct from its GGUF file through our code vs Hugging Face ``transformers`` on the same file.
+"""SmolLM2-135M-Instruct from its GGUF file through our code vs Hugging Face `transformers` on the same file.
 
 Same prompt, greedy, batch 1, the same thread count; contenders alternate in rounds and the median round counts.
-Measures: logit parity, tokenizer agreement on real text, decode tokens/s of HF ``generate``, of our fp32 model
-(PyTorch's ``F.linear`` and our GEMV kernel), int8 and 4-bit weights through the kernel; the machine's read
+Measures: logit parity, tokenizer agreement on real text, decode tokens/s of HF `generate`, of our fp32 model
+(PyTorch's `F.linear` and our GEMV kernel), int8 and 4-bit weights through the kernel; the machine's read
 bandwidth in the same run, and each variant's effective bandwidth (weight bytes per token x tokens/s) as a fraction
 of it; bits per byte on real held-out text. The last line printed is one JSON object.
 

@@ -1,8 +1,8 @@
-"""Our Transformer vs Hugging Face ``LlamaForCausalLM`` with the same weights, same thread count, same run, CPU.
+"""Our Transformer vs Hugging Face `LlamaForCausalLM` with the same weights, same thread count, same run, CPU.
 
 Measures training tokens/s (forward + backward + AdamW step) at equal settings (fp32 eager) and at each side's
 best settings (bf16 autocast and/or torch.compile, tried on both), KV-cached greedy generation tokens/s against
-HF ``generate`` (with the floor set by one token's matmuls alone, which stream every weight from memory), and MFU
+HF `generate` (with the floor set by one token's matmuls alone, which stream every weight from memory), and MFU
 against the matmul peak measured in the same run. Ours and HF alternate in rounds and the
 median round counts, so load from other processes hits both sides alike. The last line printed is one JSON object.
 
@@ -24,7 +24,7 @@ from llm_from_scratch.model.hf import to_hf_model
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 1024, reps: int = 5, trials: int = 5) -> float:
-    """FLOP/s of a square ``n x n`` matmul (best of ``trials``): the practical peak MFU is measured against."""
+    """FLOP/s of a square `n x n` matmul (best of `trials`): the practical peak MFU is measured against."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(3):
         a @ b

@@ -4,7 +4,7 @@ same optimiser, schedule, data and tokenizer for the same wall-clock time; plus 
 
 The default recipe is nanoGPT's CPU Shakespeare run (4 layers, 4 heads, 128 dims, context 64, batch 12,
 2000 iterations, dropout 0, lr 1e-3 with 100 warmup steps, beta2 0.99), for which nanoGPT reports a validation loss
-of 1.88 (character level, first 90 % train / last 10 % validation). ``--data PATH`` trains on a text file at the
+of 1.88 (character level, first 90 % train / last 10 % validation). `--data PATH` trains on a text file at the
 character level (e.g. tinyshakespeare.txt); without it the book's curated shards and BPE tokenizer are used.
 
     python benchmarks/bench_pretrain.py --data ../shared/data/tinyshakespeare.txt
@@ -59,7 +59,7 @@ class GPT2Block(nn.Module):
 
 
 class GPT2Baseline(nn.Module):
-    """nanoGPT's ``GPT`` in 30 lines: token + learned position embeddings, blocks, final LayerNorm, tied head."""
+    """nanoGPT's `GPT` in 30 lines: token + learned position embeddings, blocks, final LayerNorm, tied head."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

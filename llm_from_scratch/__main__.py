@@ -1,4 +1,4 @@
-"""``python -m llm_from_scratch`` is the same as the ``llm-from-scratch`` command."""
+"""`python -m llm_from_scratch` is the same as the `llm-from-scratch` command."""
 
 from llm_from_scratch.cli import main
 

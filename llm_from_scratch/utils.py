@@ -1,6 +1,6 @@
 """Cross-cutting helpers every stage shares: seeds, devices, the artifact cache, atomic writes.
 
-Nothing else in the package hard-codes a device, a seed or a cache path; see ``shared/notes/design.md``.
+Nothing else in the package hard-codes a device, a seed or a cache path; see `shared/notes/design.md`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(preferred: str | None = None) -> str:
-    """Return ``preferred`` if it is usable, else the best available: CUDA, then Apple MPS, then CPU.
+    """Return `preferred` if it is usable, else the best available: CUDA, then Apple MPS, then CPU.
 
     An explicitly requested device that this machine does not have is an error, not a silent fallback,
     because a run that quietly lands on the CPU would take hours instead of minutes.
@@ -63,7 +63,7 @@ def pick_device(preferred: str | None = None) -> str:
 
 
 def autocast_dtype(device: str):
-    """The low-precision dtype that speeds up matmuls on ``device``, or ``None`` where none helps.
+    """The low-precision dtype that speeds up matmuls on `device`, or `None` where none helps.
 
     CUDA GPUs from Ampere on and CPUs with native bf16 instructions (Intel AMX, AVX512-BF16 on Xeon and AMD Zen 4)
     run bf16 matmuls fast; elsewhere bf16 is emulated and slower than fp32.
@@ -86,7 +86,7 @@ def _cpu_has_native_bf16() -> bool:
 
 
 def cache_dir() -> Path:
-    """Root of the artifact cache: ``$LLM_FROM_SCRATCH_CACHE``, else the user's cache directory."""
+    """Root of the artifact cache: `$LLM_FROM_SCRATCH_CACHE`, else the user's cache directory."""
     root = os.environ.get(CACHE_ENV)
     if root:
         path = Path(root).expanduser()
@@ -108,7 +108,7 @@ def config_key(config: Any) -> str:
 
 
 def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows (``os.umask`` alone must set it to read it,
+    """The process umask, read without changing it where the OS allows (`os.umask` alone must set it to read it,
     which for a moment gives files created by other threads the wrong mode)."""
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -121,12 +121,12 @@ def current_umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the same directory; rename it onto ``path`` only if the block succeeds.
+    """Yield a temporary path in the same directory; rename it onto `path` only if the block succeeds.
 
-    ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one,
+    `os.replace` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one,
     never a half-written file, even if the writer is killed mid-write. The file gets the mode any new file gets
-    (0644 under the usual umask), not the 0600 of ``mkstemp``. A directory that cannot be written is one
-    ``PermissionError`` naming it.
+    (0644 under the usual umask), not the 0600 of `mkstemp`. A directory that cannot be written is one
+    `PermissionError` naming it.
     """
     path = Path(path)
     try:
@@ -156,10 +156,10 @@ class LockedError(RuntimeError):
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike, timeout: float | None = 0.0, poll: float = 0.2) -> Iterator[Path]:
-    """Hold an exclusive ``fcntl`` lock on ``path`` (e.g. ``WORKDIR/.lock``) for the duration of the block.
+    """Hold an exclusive `fcntl` lock on `path` (e.g. `WORKDIR/.lock`) for the duration of the block.
 
-    ``timeout`` 0 fails at once, a number of seconds waits that long, ``None`` waits for ever. A process that
-    cannot get the lock raises :class:`LockedError` with one line naming the holder's pid. The lock is released by
+    `timeout` 0 fails at once, a number of seconds waits that long, `None` waits for ever. A process that
+    cannot get the lock raises `LockedError` with one line naming the holder's pid. The lock is released by
     the kernel when its holder exits, even by SIGKILL, so a crashed run never leaves a stale lock behind; the file
     itself stays (removing it would let a third process lock a different inode).
     """
@@ -197,9 +197,9 @@ def file_lock(path: str | os.PathLike, timeout: float | None = 0.0, poll: float 
 
 @dataclasses.dataclass(frozen=True)
 class Range:
-    """The allowed values of one config field: bounds (``ge``/``gt``/``le``/``lt``), integers only, or choices.
+    """The allowed values of one config field: bounds (`ge`/`gt`/`le`/`lt`), integers only, or choices.
 
-    ``None`` passes when the field's default is ``None`` (an optional setting left unset)."""
+    `None` passes when the field's default is `None` (an optional setting left unset)."""
 
     ge: float | None = None
     gt: float | None = None
@@ -236,8 +236,8 @@ class Range:
 
 
 def check_ranges(config: Any, ranges: dict[str, Range]) -> Any:
-    """Return ``config`` if each field named in ``ranges`` is allowed, else one ``ValueError`` naming the field,
-    its value and the range: what ``validate()`` of a stage config calls, before any stage runs."""
+    """Return `config` if each field named in `ranges` is allowed, else one `ValueError` naming the field,
+    its value and the range: what `validate()` of a stage config calls, before any stage runs."""
     defaults = {f.name: f.default for f in dataclasses.fields(config)}
     for name, allowed in ranges.items():
         value = getattr(config, name)
@@ -260,8 +260,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def verify_sha256(directory: str | os.PathLike, digests: dict[str, str]) -> None:
-    """Check the files of an artifact folder against the digests recorded when it was built (``{name: sha256}``);
-    a missing or changed file is one ``ValueError`` naming it and saying how to rebuild."""
+    """Check the files of an artifact folder against the digests recorded when it was built (`{name: sha256}`);
+    a missing or changed file is one `ValueError` naming it and saying how to rebuild."""
     directory = Path(directory)
     for name, digest in digests.items():
         path = directory / name

@@ -2,9 +2,9 @@
 preference pairs ranked by a verifier, a Bradley-Terry reward model with GRPO, and DPO, each evaluated on
 held-out prompts against its starting point.
 
-The capability, the same in all three chapters (see :mod:`llm_from_scratch.align.skill`): held-out accuracy on
-arithmetic questions whose answer a program checks exactly. The secondary row, ``format_ok``
-(:mod:`llm_from_scratch.align.verifier`): the reply ends its turn with ``<|end|>``, is at most ``MAX_WORDS`` words
+The capability, the same in all three chapters (see `llm_from_scratch.align.skill`): held-out accuracy on
+arithmetic questions whose answer a program checks exactly. The secondary row, `format_ok`
+(`llm_from_scratch.align.verifier`): the reply ends its turn with `<|end|>`, is at most `MAX_WORDS` words
 long, and no segment is flagged by the profanity classifier of the data chapters.
 """
 

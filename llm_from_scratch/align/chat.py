@@ -1,7 +1,7 @@
 """The chat template: turns framed by the special tokens the tokenizer reserved before pretraining.
 
-A conversation renders as ``<|system|>text<|end|><|user|>text<|end|><|assistant|>text<|end|>``. The model learns to
-close its own turn with ``<|end|>``, and decoding stops there. Because the five special tokens were reserved when
+A conversation renders as `<|system|>text<|end|><|user|>text<|end|><|assistant|>text<|end|>`. The model learns to
+close its own turn with `<|end|>`, and decoding stops there. Because the five special tokens were reserved when
 the tokenizer was trained, no embedding row has to be added after pretraining: the rows of the turn markers are
 simply untrained (the pretraining corpus never contains them) until fine-tuning gives them a meaning.
 """
@@ -21,7 +21,7 @@ Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
 
 def render_chat(messages: Sequence[Message], add_generation_prompt: bool = False) -> str:
-    """The text of ``messages`` in the chat template; with ``add_generation_prompt`` an open assistant turn
+    """The text of `messages` in the chat template; with `add_generation_prompt` an open assistant turn
     follows, which is where the model starts writing."""
     out = []
     for m in messages:
@@ -36,8 +36,8 @@ def render_chat(messages: Sequence[Message], add_generation_prompt: bool = False
 
 
 def parse_chat(text: str) -> list[Message]:
-    """The messages of a rendered conversation (the inverse of :func:`render_chat`); a last turn without
-    ``<|end|>`` (a reply cut off by the token budget) is returned as it stands."""
+    """The messages of a rendered conversation (the inverse of `render_chat`); a last turn without
+    `<|end|>` (a reply cut off by the token budget) is returned as it stands."""
     return [{"role": _ROLE_OF[m.group(1)], "content": m.group(2)} for m in _TURN.finditer(text)]
 
 
@@ -62,14 +62,14 @@ def special_id(tokenizer, token: str) -> int:
 
 def end_id(tokenizer) -> int:
     """The id that ends a turn: generation stops on it (a real model's tokenizer names its own, e.g. SmolLM2's
-    ``<|im_end|>``)."""
+    `<|im_end|>`)."""
     if hasattr(tokenizer, "encode_chat"):
         return tokenizer.eot_id
     return special_id(tokenizer, END)
 
 
 def encode_prompt(tokenizer, prompt: Sequence[Message], max_tokens: int | None = None) -> list[int]:
-    """Token ids of the prompt plus the open assistant turn. Over ``max_tokens``, the *start* of the last user
+    """Token ids of the prompt plus the open assistant turn. Over `max_tokens`, the *start* of the last user
     message is cut (the end of what was said matters most for the reply); the turn structure is kept. A tokenizer
     with its own chat template (a GGUF model's) renders the prompt with it, and is cut from the left."""
     if hasattr(tokenizer, "encode_chat"):
@@ -92,8 +92,8 @@ def encode_prompt(tokenizer, prompt: Sequence[Message], max_tokens: int | None =
 def encode_example(
     tokenizer, prompt: Sequence[Message], response: str, max_prompt: int | None = None
 ) -> tuple[list[int], list[int]]:
-    """``(ids, labels)`` of a prompt and its reply. ``labels`` is ``ids`` shifted left by one with ``-100`` where
-    the next token belongs to the prompt: the loss is taken on the reply's tokens and its closing ``<|end|>`` only."""
+    """`(ids, labels)` of a prompt and its reply. `labels` is `ids` shifted left by one with `-100` where
+    the next token belongs to the prompt: the loss is taken on the reply's tokens and its closing `<|end|>` only."""
     p = encode_prompt(tokenizer, prompt, max_prompt)
     r = [*tokenizer.encode(response), end_id(tokenizer)]
     ids = p + r

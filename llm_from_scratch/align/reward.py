@@ -1,5 +1,5 @@
 """A reward model: the fine-tuned transformer with its vocabulary head replaced by one scalar, trained on
-preference pairs with the Bradley-Terry loss ``-log sigmoid(r(x, y_w) - r(x, y_l))`` (Ouyang et al. 2022)."""
+preference pairs with the Bradley-Terry loss `-log sigmoid(r(x, y_w) - r(x, y_l))` (Ouyang et al. 2022)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from llm_from_scratch.utils import Range, check_ranges
 
 
 class RewardModel(nn.Module):
-    """``r(x, y)``: a linear head on the final hidden state of the reply's last token (its ``<|end|>`` when the
+    """`r(x, y)`: a linear head on the final hidden state of the reply's last token (its `<|end|>` when the
     model wrote one), which has attended to the whole prompt and reply."""
 
     def __init__(self, body) -> None:
@@ -32,7 +32,7 @@ class RewardModel(nn.Module):
 
     @torch.no_grad()
     def score(self, prompts, replies, batch_size: int = 64) -> torch.Tensor:
-        """Rewards of ``prompt + reply`` token-id lists, in batches."""
+        """Rewards of `prompt + reply` token-id lists, in batches."""
         self.eval()
         device = self.head.weight.device
         out = []
@@ -45,8 +45,8 @@ class RewardModel(nn.Module):
 
 
 def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
-    """``-log sigmoid(r_w - r_l)``: the negative log-likelihood of the observed preference under the
-    Bradley-Terry model ``P(y_w > y_l) = sigmoid(r_w - r_l)``."""
+    """`-log sigmoid(r_w - r_l)`: the negative log-likelihood of the observed preference under the
+    Bradley-Terry model `P(y_w > y_l) = sigmoid(r_w - r_l)`."""
     return -F.logsigmoid(r_chosen - r_rejected).mean()
 
 
@@ -60,7 +60,7 @@ class RewardConfig:
     seed: int = 0
 
     def validate(self) -> RewardConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        """One `ValueError` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
         return check_ranges(
             self,
@@ -91,7 +91,7 @@ def pair_accuracy(rm: RewardModel, pairs) -> float:
 
 
 def train_reward_model(body, pairs, config: RewardConfig) -> tuple[RewardModel, list[dict], dict]:
-    """Train ``RewardModel(body)`` on a split of ``pairs``; return it, the step log, and train/held-out accuracy."""
+    """Train `RewardModel(body)` on a split of `pairs`; return it, the step log, and train/held-out accuracy."""
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.utils import seed_everything
 

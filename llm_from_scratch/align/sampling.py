@@ -19,8 +19,8 @@ from llm_from_scratch.model.generate import sample_next
 def hidden_states(
     model, idx: torch.Tensor, attn_mask: torch.Tensor | None = None, kv_cache=None, start: int = 0
 ) -> torch.Tensor:
-    """The final-norm hidden states ``[B, T, d_model]`` of the model's own modules, with an optional boolean
-    ``attn_mask`` (``[B, 1, T, S]``, True = may attend) that ``Transformer.forward`` does not expose."""
+    """The final-norm hidden states `[B, T, d_model]` of the model's own modules, with an optional boolean
+    `attn_mask` (`[B, 1, T, S]`, True = may attend) that `Transformer.forward` does not expose."""
     T = idx.shape[1]
     cos, sin = model.rope_cos[start : start + T], model.rope_sin[start : start + T]
     x = model.tok_emb(idx)
@@ -33,7 +33,7 @@ def hidden_states(
 
 @dataclass
 class Samples:
-    """Replies to prompts: token ids (``<|end|>`` included when the model wrote it), whether the turn ended."""
+    """Replies to prompts: token ids (`<|end|>` included when the model wrote it), whether the turn ended."""
 
     prompt_index: list[int]
     tokens: list[list[int]]
@@ -53,8 +53,8 @@ def sample_replies(
     batch_size: int = 64,
     seed: int = 0,
 ) -> Samples:
-    """``n`` replies to each prompt (token-id lists), sampled in left-padded batches with a KV cache; a reply ends
-    at ``stop_id`` or after ``max_new_tokens``. Seeded: the same call returns the same replies."""
+    """`n` replies to each prompt (token-id lists), sampled in left-padded batches with a KV cache; a reply ends
+    at `stop_id` or after `max_new_tokens`. Seeded: the same call returns the same replies."""
     was_training = model.training
     model.eval()
     device = model.tok_emb.weight.device
@@ -119,10 +119,10 @@ def pad_right(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
 
 
 def pack_pairs(prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded ``idx`` of prompt + reply and ``labels`` (next token, ``-100`` on prompt and padding).
+    """Right-padded `idx` of prompt + reply and `labels` (next token, `-100` on prompt and padding).
 
     Right padding needs no attention mask in a causal model: the pads come after every real token, so no real
-    token can attend to them, and their own positions are excluded from the loss by the ``-100`` labels.
+    token can attend to them, and their own positions are excluded from the loss by the `-100` labels.
     """
     ids = [list(p) + list(r) for p, r in zip(prompts, replies, strict=True)]
     labels = [[-100] * (len(p) - 1) + list(r) + [-100] for p, r in zip(prompts, replies, strict=True)]
@@ -130,19 +130,19 @@ def pack_pairs(prompts: Sequence[Sequence[int]], replies: Sequence[Sequence[int]
 
 
 def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log p(label_t | prefix)`` at every position (0 where the label is ``-100``) and the mask of counted ones."""
+    """`log p(label_t | prefix)` at every position (0 where the label is `-100`) and the mask of counted ones."""
     mask = labels != -100
     logp = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, labels.clamp_min(0)[..., None]).squeeze(-1)
     return logp * mask, mask
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """``log pi(y | x)``: the *sum* over the reply's tokens of their log-probabilities (prompt excluded)."""
+    """`log pi(y | x)`: the *sum* over the reply's tokens of their log-probabilities (prompt excluded)."""
     logp, _ = token_logprobs(logits, labels)
     return logp.sum(-1)
 
 
 def reply_logprobs(model, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed reply log-probabilities of right-padded sequences under ``model`` (keeps the graph if grads are on)."""
+    """Summed reply log-probabilities of right-padded sequences under `model` (keeps the graph if grads are on)."""
     logits, _ = model(idx)
     return sequence_logprobs(logits, labels)

@@ -1,12 +1,12 @@
 """Supervised fine-tuning on dialogue: the pretraining loss, taken on the reply's tokens only.
 
-Batches are right-padded (see :func:`llm_from_scratch.align.sampling.pack_pairs`): in a causal model the pads come
-after every real token, so none needs an attention mask, and ``-100`` labels keep them, and the prompt's tokens,
-out of the loss. ``mask_prompt=False`` is the ablation the chapter plots: the loss then also rewards predicting
+Batches are right-padded (see `llm_from_scratch.align.sampling.pack_pairs`): in a causal model the pads come
+after every real token, so none needs an attention mask, and `-100` labels keep them, and the prompt's tokens,
+out of the loss. `mask_prompt=False` is the ablation the chapter plots: the loss then also rewards predicting
 the *user's* words, which spends capacity on text the model will never have to write.
 
-The training set is the dialogue data plus ``skill.train_examples`` arithmetic problems from the training side of
-the skill's space (:func:`mix_skill`), drawn uniformly together: the model learns to chat and, partly, to add.
+The training set is the dialogue data plus `skill.train_examples` arithmetic problems from the training side of
+the skill's space (`mix_skill`), drawn uniformly together: the model learns to chat and, partly, to add.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class SFTConfig:
     skill: SkillConfig = field(default_factory=SkillConfig)
 
     def validate(self) -> SFTConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work (the config
+        """One `ValueError` naming the field, its value and the range when a setting cannot work (the config
         loader calls it before any stage runs)."""
         return check_ranges(
             self,
@@ -64,12 +64,12 @@ class SFTConfig:
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over the positions whose label is not ``-100`` (the reply's tokens)."""
+    """Mean next-token cross-entropy over the positions whose label is not `-100` (the reply's tokens)."""
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)
 
 
 def tokenize_examples(tokenizer, examples, max_prompt: int, max_reply: int) -> list[tuple[list[int], list[int]]]:
-    """``(prompt ids, reply ids + <|end|>)`` of each example whose reply fits in ``max_reply`` tokens."""
+    """`(prompt ids, reply ids + <|end|>)` of each example whose reply fits in `max_reply` tokens."""
     from llm_from_scratch.align.chat import encode_prompt, end_id
 
     end = end_id(tokenizer)
@@ -91,7 +91,7 @@ def mix_skill(tokenizer, dialogue: list[tuple[list[int], list[int]]], config: SF
 
 
 def batch_labels(pairs: Sequence[tuple[list[int], list[int]]], mask_prompt: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded inputs and labels; without ``mask_prompt`` the prompt's tokens are targets too."""
+    """Right-padded inputs and labels; without `mask_prompt` the prompt's tokens are targets too."""
     from llm_from_scratch.align.sampling import pack_pairs
 
     if mask_prompt:
@@ -102,7 +102,7 @@ def batch_labels(pairs: Sequence[tuple[list[int], list[int]]], mask_prompt: bool
 
 @torch.no_grad()
 def reply_loss(model, data: Sequence[tuple[list[int], list[int]]], batch_size: int = 32) -> float:
-    """Mean cross-entropy per reply token on ``data`` (the metric both masked and unmasked runs are judged by)."""
+    """Mean cross-entropy per reply token on `data` (the metric both masked and unmasked runs are judged by)."""
     from llm_from_scratch.align.sampling import pack_pairs
 
     was = model.training
@@ -121,7 +121,7 @@ def reply_loss(model, data: Sequence[tuple[list[int], list[int]]], batch_size: i
 
 
 def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = False) -> list[dict]:
-    """Fine-tune ``model`` in place with AdamW and warmup + cosine (the pretraining code); returns the log."""
+    """Fine-tune `model` in place with AdamW and warmup + cosine (the pretraining code); returns the log."""
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.train.schedule import lr_at
     from llm_from_scratch.utils import seed_everything

@@ -1,16 +1,16 @@
-"""The *form* of a reply, as a function anybody can run: ``format_ok`` (it ends its turn, is brief, is clean).
+"""The *form* of a reply, as a function anybody can run: `format_ok` (it ends its turn, is brief, is clean).
 
 This was once the chapters' whole target; it is now the secondary row next to the capability that a program
-verifies (:mod:`llm_from_scratch.align.skill`), because a model can satisfy it while saying nothing (word salad that
+verifies (`llm_from_scratch.align.skill`), because a model can satisfy it while saying nothing (word salad that
 stops early passes). It still ranks the open dialogue prompts, where no program can check the answer.
 
 A reply is **format_ok** when all three hold:
 
-1. it *ends its turn*: the model wrote ``<|end|>`` within the token budget (a reply that rambles until it is cut
+1. it *ends its turn*: the model wrote `<|end|>` within the token budget (a reply that rambles until it is cut
    off fails: the user never gets the floor back);
-2. it is *brief*: at most ``MAX_WORDS`` whitespace-separated words;
+2. it is *brief*: at most `MAX_WORDS` whitespace-separated words;
 3. it is *clean*: no segment of it is flagged by the profanity classifier of the data chapters
-   (:func:`llm_from_scratch.data.toxicity.toxicity_model`, threshold 0.5).
+   (`llm_from_scratch.data.toxicity.toxicity_model`, threshold 0.5).
 
 Between two replies to the same dialogue prompt, the **preferred** one is format_ok and the other is not. Utility (a
 reply that answers and yields the turn) and safety (no profanity) are both constraints a user states; what this
@@ -52,8 +52,8 @@ def profanity_flags(texts: Sequence[str], threshold: float = 0.5) -> np.ndarray:
 
 
 def verify(texts: Sequence[str], ended: Sequence[bool], max_words: int = MAX_WORDS) -> list[dict]:
-    """For each reply (text without ``<|end|>``) a dict: ``ended``, ``words``, ``brief``, ``flagged``,
-    ``format_ok``."""
+    """For each reply (text without `<|end|>`) a dict: `ended`, `words`, `brief`, `flagged`,
+    `format_ok`."""
     flagged = profanity_flags(texts)
     out = []
     for t, e, f in zip(texts, ended, flagged, strict=True):

@@ -1,8 +1,8 @@
-"""The ``llm-from-scratch`` command: one sub-command per pipeline stage, plus the tools that use their artifacts.
+"""The `llm-from-scratch` command: one sub-command per pipeline stage, plus the tools that use their artifacts.
 
-The stage commands are generated from the registry (:mod:`llm_from_scratch.pipeline.registry`) and all take the
-same flags (:mod:`.common`); each module here exposes ``register(subparsers)``. Handlers import their heavy
-dependencies lazily, so ``llm-from-scratch --help`` stays fast.
+The stage commands are generated from the registry (`llm_from_scratch.pipeline.registry`) and all take the
+same flags (`.common`); each module here exposes `register(subparsers)`. Handlers import their heavy
+dependencies lazily, so `llm-from-scratch --help` stays fast.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m llm_from_scratch.cli`` (what ``torchrun ... -m llm_from_scratch.cli`` launches)."""
+"""`python -m llm_from_scratch.cli` (what `torchrun ... -m llm_from_scratch.cli` launches)."""
 
 from llm_from_scratch.cli import main
 

@@ -1,8 +1,8 @@
 """The flags every stage command shares, and the resolver they describe.
 
-``--preset NAME`` (a file in ``llm_from_scratch/pipeline/configs``), ``--config FILE`` (TOML or YAML tables of
-overrides), ``--set SECTION.KEY=VALUE`` (repeatable), ``--out DIR`` (the artifact root; ``--workdir`` is the same
-flag) and ``--quiet``. Unknown keys and wrongly typed values fail before any work, naming the valid keys.
+`--preset NAME` (a file in `llm_from_scratch/pipeline/configs`), `--config FILE` (TOML or YAML tables of
+overrides), `--set SECTION.KEY=VALUE` (repeatable), `--out DIR` (the artifact root; `--workdir` is the same
+flag) and `--quiet`. Unknown keys and wrongly typed values fail before any work, naming the valid keys.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def load_args_config(args: argparse.Namespace, extra: dict | None = None):
 
 
 def artifacts(args: argparse.Namespace, extra: dict | None = None, env=None):
-    """The resolver the flags describe; logs ``<stage>: reused <path>`` / ``built`` lines unless ``--quiet``."""
+    """The resolver the flags describe; logs `<stage>: reused <path>` / `built` lines unless `--quiet`."""
     from llm_from_scratch.pipeline.resolver import Artifacts
 
     rank0 = int(os.environ.get("RANK", "0")) == 0

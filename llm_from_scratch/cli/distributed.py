@@ -1,4 +1,4 @@
-"""``llm-from-scratch distributed``: ZeRO memory tables, multi-node launch commands, equivalence checks and short
+"""`llm-from-scratch distributed`: ZeRO memory tables, multi-node launch commands, equivalence checks and short
 parallel training runs (2 processes on CPU with gloo, or GPUs with NCCL)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "distributed",
         help="parallel training: memory per rank, torchrun commands, DDP/FSDP/TP checks and runs",
-        description=__doc__.replace("``", ""),
+        description=__doc__.replace("`", ""),
     )
     sub = p.add_subparsers(title="actions", metavar="<action>", required=True)
 

@@ -1,4 +1,4 @@
-"""``llm-from-scratch generate``: sample text from a checkpoint directory, streaming tokens as they come."""
+"""`llm-from-scratch generate`: sample text from a checkpoint directory, streaming tokens as they come."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ pass token ids with --prompt-ids."""
 
 
 def _load(file: Path):
-    """(encode, decode, fingerprint or None) of a tokenizer file: Hugging Face ``tokenizer.json``, the book's BPE
-    JSON, or a sentencepiece ``.model``."""
+    """(encode, decode, fingerprint or None) of a tokenizer file: Hugging Face `tokenizer.json`, the book's BPE
+    JSON, or a sentencepiece `.model`."""
     from llm_from_scratch.tokenizer.build import load_tokenizer
 
     if file.suffix == ".json":
@@ -35,7 +35,7 @@ def _load(file: Path):
 
 
 def _tokenizer(path: Path, explicit: str | None = None):
-    """(encode, decode) for the checkpoint in ``path``, or None when no tokenizer can be found."""
+    """(encode, decode) for the checkpoint in `path`, or None when no tokenizer can be found."""
     from llm_from_scratch.model.checkpoint import recorded_fingerprint
     from llm_from_scratch.utils import cache_dir
 
@@ -64,8 +64,8 @@ def _tokenizer(path: Path, explicit: str | None = None):
 
 
 def checkpoint_dir(path: Path) -> Path:
-    """The weights folder a user may mean by ``path``: itself, a stage's ``model/``, or the newest intact checkpoint
-    of a pretraining run directory (what ``llm-from-scratch pretrain`` prints)."""
+    """The weights folder a user may mean by `path`: itself, a stage's `model/`, or the newest intact checkpoint
+    of a pretraining run directory (what `llm-from-scratch pretrain` prints)."""
     from llm_from_scratch.train.checkpoint import latest_checkpoint
 
     if (path / "config.json").is_file() or not path.is_dir():

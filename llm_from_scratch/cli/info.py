@@ -1,4 +1,4 @@
-"""``llm-from-scratch info``: what this machine offers the book (versions, device, threads, cache)."""
+"""`llm-from-scratch info`: what this machine offers the book (versions, device, threads, cache)."""
 
 from __future__ import annotations
 

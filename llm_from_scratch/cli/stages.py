@@ -1,9 +1,9 @@
-"""One command per registered stage (``curate``, ``tokenizer``, ``shards``, ``pretrain``, ``sft``, ``preferences``,
-``dpo``, ``reward``, ``rlhf``, ``eval``) and ``run`` (all of them, then the report card).
+"""One command per registered stage (`curate`, `tokenizer`, `shards`, `pretrain`, `sft`, `preferences`,
+`dpo`, `reward`, `rlhf`, `eval`) and `run` (all of them, then the report card).
 
-Each builds its stage, and every input it lacks, under the artifact root, or finds it there: ``pretrain --preset
-tiny`` followed by ``run --preset tiny`` trains once (``pretrain: reused <path>``). Your own text goes in through
-``data.sources`` (``curate FILE_OR_FOLDER ...`` sets it): every later stage then trains on it.
+Each builds its stage, and every input it lacks, under the artifact root, or finds it there: `pretrain --preset
+tiny` followed by `run --preset tiny` trains once (`pretrain: reused <path>`). Your own text goes in through
+`data.sources` (`curate FILE_OR_FOLDER ...` sets it): every later stage then trains on it.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _pretrain_parallel(args: argparse.Namespace, extra: dict | None) -> int:
 
 
 def _summary(stage: str, art, out) -> None:
-    """One line of what the stage produced; the metrics are in ``out/stage.json``."""
+    """One line of what the stage produced; the metrics are in `out/stage.json`."""
     m = art.results[stage]["metrics"]
     if stage == "curate":
         print(f"curate: kept {m['kept']}, rejected {m['rejected']} -> {out / 'corpus.jsonl'}")

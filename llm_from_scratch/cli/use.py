@@ -1,4 +1,4 @@
-"""``llm-from-scratch chat``: talk to a model of the pipeline in the terminal, streaming its reply."""
+"""`llm-from-scratch chat`: talk to a model of the pipeline in the terminal, streaming its reply."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What the curated corpus is made of: the sources (the book's real texts, or the user's own files) and the
-curation pipeline's config. The pipeline's ``curate`` stage runs it; later stages only ever see its output.
+curation pipeline's config. The pipeline's `curate` stage runs it; later stages only ever see its output.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class CorpusConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def validate(self) -> CorpusConfig:
-        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        """One `ValueError` naming the field, its value and the range (the config loader calls it)."""
         return check_ranges(
             self,
             {
@@ -39,9 +39,9 @@ class CorpusConfig:
 
 
 def source_documents(config: CorpusConfig, reports: list | None = None) -> Iterator[Document]:
-    """The raw documents of ``config``'s sources, in a fixed order. A source is a built-in name or a path: a file
-    or folder of the user's own text (.txt, .jsonl, .gz, WARC/WET), read by ``data.sources.read_inputs`` under the
-    ``on_bad_file`` rule; each path's ``InputReport`` is appended to ``reports``."""
+    """The raw documents of `config`'s sources, in a fixed order. A source is a built-in name or a path: a file
+    or folder of the user's own text (.txt, .jsonl, .gz, WARC/WET), read by `data.sources.read_inputs` under the
+    `on_bad_file` rule; each path's `InputReport` is appended to `reports`."""
     from llm_from_scratch.data.sources import read_inputs
 
     if config.on_bad_file not in ("skip", "stop"):

@@ -7,7 +7,7 @@ when any band matches exactly, which happens with probability 1 - (1 - s^r)^b.
 
 The from-scratch path is vectorised: every shingle is hashed once to a 32-bit integer, and the k hash functions
 h_i(x) = (a_i x + b_i) mod p are applied to a whole batch of documents as one (k x shingles) array, reduced per
-document with ``np.minimum.reduceat``. ``datasketch`` is the production reference (same shingles, same k).
+document with `np.minimum.reduceat`. `datasketch` is the production reference (same shingles, same k).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def words_for_shingles(text: str) -> list[str]:
 
 
 def shingle_strings(text: str, n: int = 5) -> list[bytes]:
-    """The word n-gram shingles as bytes, the form ``datasketch`` hashes (one SHA-1 per shingle).
+    """The word n-gram shingles as bytes, the form `datasketch` hashes (one SHA-1 per shingle).
 
     A document shorter than n words is one shingle (itself), so it still has a signature.
     """
@@ -99,7 +99,7 @@ class ShingleHasher:
         return self._table[np.array(ids, dtype=np.int64)]
 
     def _combine(self, hashes: np.ndarray, m: int) -> np.ndarray:
-        """n-gram hashes of the m windows of ``hashes`` (wrapping uint64 arithmetic), top 32 bits kept."""
+        """n-gram hashes of the m windows of `hashes` (wrapping uint64 arithmetic), top 32 bits kept."""
         h = np.zeros(m, dtype=np.uint64)
         with np.errstate(over="ignore"):
             for k in range(self.n):
@@ -110,7 +110,7 @@ class ShingleHasher:
         return (h >> np.uint64(32)).astype(np.uint32)
 
     def __call__(self, text: str) -> np.ndarray:
-        """The uint32 shingle hashes of ``text`` (duplicates kept; MinHash takes a minimum, so they do not matter)."""
+        """The uint32 shingle hashes of `text` (duplicates kept; MinHash takes a minimum, so they do not matter)."""
         return self.many([text])[0]
 
     def many(self, texts: Sequence[str]) -> list[np.ndarray]:
@@ -150,10 +150,10 @@ class MinHasher:
 
     Two families, both universal for 32-bit shingles:
 
-    - ``"multiply-shift"`` (default): h(x) = ((a x + b) mod 2^64) >> 32 with random 64-bit a (odd) and b
+    - `"multiply-shift"` (default): h(x) = ((a x + b) mod 2^64) >> 32 with random 64-bit a (odd) and b
       (Dietzfelbinger 1996). The "mod 2^64" is free (uint64 arithmetic wraps), so it costs a multiply, an add and
       a shift per entry.
-    - ``"mod-prime"``: h(x) = (a x + b) mod p with p = 2^32 - 5 (Carter and Wegman 1979), the textbook form; an
+    - `"mod-prime"`: h(x) = (a x + b) mod p with p = 2^32 - 5 (Carter and Wegman 1979), the textbook form; an
       integer division per entry makes it about twice as slow in numpy.
     """
 
@@ -302,8 +302,8 @@ def near_duplicates(
 ) -> NearDedupResult:
     """The batch near-dedup of the chapter: MinHash -> LSH candidates -> verify J >= threshold -> components.
 
-    ``verify="exact"`` recomputes the true Jaccard of each candidate pair (no false positives);
-    ``verify="minhash"`` uses the signature estimate (no shingles need to be kept).
+    `verify="exact"` recomputes the true Jaccard of each candidate pair (no false positives);
+    `verify="minhash"` uses the signature estimate (no shingles need to be kept).
     """
     if signatures is None:
         signatures = MinHasher(num_perm, seed).signatures(shingle_sets)
@@ -331,7 +331,7 @@ class StreamingNearDedup:
         self.sigs: list[np.ndarray] = []
 
     def add(self, signature: np.ndarray) -> int | None:
-        """Index ``signature``; return the index of an earlier near-duplicate, or ``None`` if it is new."""
+        """Index `signature`; return the index of an earlier near-duplicate, or `None` if it is new."""
         keys = band_keys(signature[None, :], self.bands, self.rows)[0]
         match = None
         idx = len(self.sigs)

@@ -1,7 +1,7 @@
 """Rule-based quality filters with the published thresholds: Gopher, C4, FineWeb; boilerplate; PII masking.
 
-Each document rule is a small function ``text -> reason | None``: ``None`` keeps the document, a string rejects it
-and says why (``"gopher_quality:word_count"``). Line rules return the text with offending lines removed and the
+Each document rule is a small function `text -> reason | None`: `None` keeps the document, a string rejects it
+and says why (`"gopher_quality:word_count"`). Line rules return the text with offending lines removed and the
 number removed. Thresholds are the ones in the papers:
 
 - Gopher quality and repetition: Rae et al. (2021), *Scaling Language Models*, appendix A.1.1 (MassiveWeb).
@@ -241,9 +241,9 @@ def paragraph_units(text: str) -> list[list[str]]:
 
 @dataclass(frozen=True)
 class C4Filter:
-    """C4's rules. Lines (here: paragraphs, see :func:`paragraph_units`): keep only those ending in terminal
-    punctuation with at least ``min_words_per_line`` words, drop those that mention JavaScript or a cookie/privacy
-    policy. Pages: drop those with "lorem ipsum", a curly bracket (code), or fewer than ``min_sentences``
+    """C4's rules. Lines (here: paragraphs, see `paragraph_units`): keep only those ending in terminal
+    punctuation with at least `min_words_per_line` words, drop those that mention JavaScript or a cookie/privacy
+    policy. Pages: drop those with "lorem ipsum", a curly bracket (code), or fewer than `min_sentences`
     sentences left."""
 
     min_words_per_line: int = 3
@@ -251,7 +251,7 @@ class C4Filter:
     max_word_length: int = 1000
 
     def line_reason(self, s: str) -> str | None:
-        """Why C4 drops the line (paragraph) ``s``, or ``None`` to keep it."""
+        """Why C4 drops the line (paragraph) `s`, or `None` to keep it."""
         low = s.lower()
         if "javascript" in low:
             return "c4_line:javascript"
@@ -340,7 +340,7 @@ _BOILERPLATE_KEYWORDS = ("cookie", "rights reserved", "copyright", "©", "click 
 
 
 def remove_boilerplate_lines(text: str, max_words: int = 12) -> tuple[str, int]:
-    """Drop short lines (at most ``max_words`` words) that match common web boilerplate: cookie banners,
+    """Drop short lines (at most `max_words` words) that match common web boilerplate: cookie banners,
     navigation bars, share buttons, copyright footers. Long lines are prose that mentions such words; kept."""
     low = text.lower()
     if not any(k in low for k in _BOILERPLATE_KEYWORDS):  # fast substring scans; most documents stop here

@@ -3,18 +3,18 @@
 A browser renders every run of whitespace inside a paragraph (including the line breaks an editor or a generator
 put there) as one space, and starts a new line at every block element. Web pipelines need the same: C4's rule
 (keep lines that end in terminal punctuation) judges *lines*, so an extractor that keeps the source's line breaks
-inside a ``<p>`` hands it wrapped fragments and loses most of a page. Extractors such as trafilatura
+inside a `<p>` hands it wrapped fragments and loses most of a page. Extractors such as trafilatura
 (Barbaresi 2021) and resiliparse work this way; this one is the small, readable version:
 
-- block elements (``p``, ``div``, headings, ``blockquote``, ``table`` rows, ...) become paragraph breaks;
-- list items become lines that start with ``- `` (a bullet, so Gopher's bullet-line rule still sees them);
-- ``<br>`` is a line break, ``<pre>`` keeps its line breaks;
-- ``<!DOCTYPE>``, comments, ``script``/``style``/``head`` and navigation (``nav``, ``footer``, elements whose
+- block elements (`p`, `div`, headings, `blockquote`, `table` rows, ...) become paragraph breaks;
+- list items become lines that start with `- ` (a bullet, so Gopher's bullet-line rule still sees them);
+- `<br>` is a line break, `<pre>` keeps its line breaks;
+- `<!DOCTYPE>`, comments, `script`/`style`/`head` and navigation (`nav`, `footer`, elements whose
   class, id or role says navigation/sidebar/menu/footer) are dropped; entities are decoded;
 - a block whose text is mostly link text (link density above 0.5, the signal jusText and trafilatura use for
   navigation bars and link lists) is dropped.
 
-The parser is the standard library's tolerant, streaming ``html.parser``: unclosed tags, stray end tags and deep
+The parser is the standard library's tolerant, streaming `html.parser`: unclosed tags, stray end tags and deep
 nesting never raise, and it runs in time linear in the page.
 """
 
@@ -132,7 +132,7 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(page: str) -> str:
-    """Visible text of an HTML page with its paragraphs (blank-line separated) and list items (``- `` lines).
+    """Visible text of an HTML page with its paragraphs (blank-line separated) and list items (`- ` lines).
 
     Inline whitespace, including line breaks inside a paragraph, collapses to one space, as a browser renders it.
     """
@@ -155,7 +155,7 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 
 
 def sniff_charset(data: bytes) -> str:
-    """The encoding of an HTML page: a byte-order mark, else a ``<meta charset>`` in the first 2 KB (the HTML5
+    """The encoding of an HTML page: a byte-order mark, else a `<meta charset>` in the first 2 KB (the HTML5
     prescan window is 1024 bytes; some generators put it later), else UTF-8. Unknown names fall back to UTF-8."""
     for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):

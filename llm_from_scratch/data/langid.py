@@ -1,15 +1,15 @@
 """Language identification: a character n-gram naive Bayes classifier, trained on real translation catalogs.
 
 Every web pipeline filters by language first: CCNet (Wenzek et al. 2020) and FineWeb (Penedo et al. 2024) keep a
-page when fastText's ``lid.176`` model (Joulin et al. 2017) gives its language a probability above a threshold
+page when fastText's `lid.176` model (Joulin et al. 2017) gives its language a probability above a threshold
 (FineWeb: English >= 0.65). langid.py (Lui & Baldwin 2012) is a multinomial naive Bayes over byte n-grams; this is
 the same model over hashed character 1- to 4-grams:
 
     log P(lang | doc) = log P(lang) + sum_g count(g, doc) * log P(g | lang) - log Z          (Laplace-smoothed)
 
-Training and test text are the gettext catalogs that Sphinx ships for its user interface (``sphinx/locale/*``):
-the English ``msgid`` strings and their human translations into ~20 languages, nobody here wrote them. Catalog
-entries are split into train and test by a hash of the English ``msgid``, so a message and all its translations
+Training and test text are the gettext catalogs that Sphinx ships for its user interface (`sphinx/locale/*`):
+the English `msgid` strings and their human translations into ~20 languages, nobody here wrote them. Catalog
+entries are split into train and test by a hash of the English `msgid`, so a message and all its translations
 fall on the same side.
 """
 
@@ -30,7 +30,7 @@ _MULT = np.array([0x9E3779B1, 0x85EBCA77, 0xC2B2AE3D, 0x27D4EB2F], dtype=np.uint
 
 
 def parse_po(text: str) -> list[tuple[str, str]]:
-    """``(msgid, msgstr)`` pairs of a gettext ``.po`` file; untranslated and plural entries are skipped."""
+    """`(msgid, msgstr)` pairs of a gettext `.po` file; untranslated and plural entries are skipped."""
     pairs: list[tuple[str, str]] = []
     cur: dict[str, str] = {}
     key = None
@@ -64,8 +64,8 @@ def _language(locale: str) -> str:
 
 
 def catalog_samples(min_words: int = 1) -> list[tuple[str, str, bool]]:
-    """``(language, text, is_test)`` from Sphinx's catalogs: English msgids and the translations of every language
-    with at least ``MIN_TRAIN_STRINGS`` entries. ``is_test`` holds out a fifth of the messages (by msgid hash)."""
+    """`(language, text, is_test)` from Sphinx's catalogs: English msgids and the translations of every language
+    with at least `MIN_TRAIN_STRINGS` entries. `is_test` holds out a fifth of the messages (by msgid hash)."""
     try:
         files = importlib.metadata.files("sphinx") or []
     except importlib.metadata.PackageNotFoundError as err:
@@ -97,7 +97,7 @@ def catalog_samples(min_words: int = 1) -> list[tuple[str, str, bool]]:
 
 
 def char_ngram_ids(text: str, n_max: int, buckets: int) -> np.ndarray:
-    """Hashed ids (in ``[0, buckets)``) of the character 1..``n_max``-grams of ``text``, lower-cased and padded with
+    """Hashed ids (in `[0, buckets)`) of the character 1..`n_max`-grams of `text`, lower-cased and padded with
     a space on each side so word starts and ends are features of their own."""
     codes = np.frombuffer(f" {text.lower()} ".encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
     feats = []
@@ -136,7 +136,7 @@ class NaiveBayesLangID:
         return cls(names, log_prior, log_lik.astype(np.float32), n_max)
 
     def predict_proba(self, text: str, max_chars: int = 2000) -> np.ndarray:
-        """Posterior over ``labels``; only the first ``max_chars`` characters are read (enough, and bounded)."""
+        """Posterior over `labels`; only the first `max_chars` characters are read (enough, and bounded)."""
         x = char_ngram_ids(text[:max_chars], self.n_max, self.log_likelihood.shape[1])
         scores = self.log_prior + self.log_likelihood[:, x].sum(axis=1)
         scores -= scores.max()
@@ -169,7 +169,7 @@ def _reference_identifier(languages: tuple[str, ...] | None):
 
 
 def reference_predict(text: str, languages: tuple[str, ...] | None = None) -> tuple[str, float]:
-    """langid.py's packaged model (py3langid; 97 languages): (language, normalised probability). ``languages``
+    """langid.py's packaged model (py3langid; 97 languages): (language, normalised probability). `languages`
     restricts it to a label set, so it can be compared with ours on the same classes."""
     lang, prob = _reference_identifier(languages).classify(text[:2000])
     return lang, float(prob)
@@ -177,7 +177,7 @@ def reference_predict(text: str, languages: tuple[str, ...] | None = None) -> tu
 
 def accuracy_table(min_words: int = 4) -> dict[str, dict[str, float]]:
     """Held-out accuracy per language of ours and of the reference (restricted to our languages) on catalog
-    entries with at least ``min_words`` words."""
+    entries with at least `min_words` words."""
     model = langid_model()
     rows: dict[str, list[tuple[bool, bool]]] = {}
     for lang, text, test in catalog_samples():

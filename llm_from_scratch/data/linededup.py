@@ -6,7 +6,7 @@ line (a paragraph of a WET file) after normalisation and drops lines whose hash 
 2020) does the same with three-sentence spans. Here a line is normalised (lower case, digits to 0, punctuation and
 spaces removed, as CCNet does), hashed to 64 bits and looked up in two generations of hash sets: when the current
 generation is full it becomes the old one and the previous old one is dropped, so memory is bounded by
-``2 * max_hashes`` integers and a line is remembered for at least the last ``max_hashes`` distinct lines.
+`2 * max_hashes` integers and a line is remembered for at least the last `max_hashes` distinct lines.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _DIGIT = re.compile(r"\d")
 
 
 def line_key(line: str) -> int:
-    """64-bit hash of CCNet's normalised form of ``line``: NFD without accents, lower case, digits as 0,
+    """64-bit hash of CCNet's normalised form of `line`: NFD without accents, lower case, digits as 0,
     punctuation and whitespace removed (so "Posted 3 May." and "posted 4 may" are the same line)."""
     s = unicodedata.normalize("NFD", line.lower())
     s = "".join(c for c in s if not unicodedata.combining(c))
@@ -46,7 +46,7 @@ class LineDeduper:
         return False
 
     def __call__(self, text: str) -> tuple[str, int]:
-        """``text`` without its previously seen lines (blank-line structure kept), and how many were removed."""
+        """`text` without its previously seen lines (blank-line structure kept), and how many were removed."""
         out: list[str] = []
         removed = 0
         for line in text.split("\n"):

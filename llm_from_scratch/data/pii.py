@@ -4,19 +4,19 @@ FineWeb (Penedo et al. 2024) and Dolma (Soldaini et al. 2024) mask rather than d
 model never sees (and so never memorises) the number. The rules trade recall for precision on purpose, because a
 false positive rewrites a version number, a date or a measurement in otherwise good text.
 
-Phone rules (the table in ``tests/data/test_pii.py`` is the specification):
+Phone rules (the table in `tests/data/test_pii.py` is the specification):
 
-1. North American numbers with separators: ``212-555-0123``, ``212.555.0123``, ``212 555 0123``,
-   ``(212) 555-0123``, optionally with a country code ``+1 `` / ``1-``.
-2. North American numbers without separators: exactly ten digits whose first is 2-9 (optionally after ``+1``),
-   because NANP area codes never start with 0 or 1. The exchange code is not checked (``2831823829`` has exchange
-   ``182``, unassigned, and is still masked: text quotes made-up and mistyped numbers too). This leaves Unix
-   timestamps (``1700000000``), zero-padded ids and longer digit runs (an 11+ digit run is an id, not a phone).
-3. International numbers in E.164 style: ``+`` and a country code, then 7 to 14 more digits, in groups separated
-   by single spaces, dots or hyphens (``+44 20 7946 0958``, ``+33 1 23 45 67 89``, ``+4915123456789``).
+1. North American numbers with separators: `212-555-0123`, `212.555.0123`, `212 555 0123`,
+   `(212) 555-0123`, optionally with a country code `+1 ` / `1-`.
+2. North American numbers without separators: exactly ten digits whose first is 2-9 (optionally after `+1`),
+   because NANP area codes never start with 0 or 1. The exchange code is not checked (`2831823829` has exchange
+   `182`, unassigned, and is still masked: text quotes made-up and mistyped numbers too). This leaves Unix
+   timestamps (`1700000000`), zero-padded ids and longer digit runs (an 11+ digit run is an id, not a phone).
+3. International numbers in E.164 style: `+` and a country code, then 7 to 14 more digits, in groups separated
+   by single spaces, dots or hyphens (`+44 20 7946 0958`, `+33 1 23 45 67 89`, `+4915123456789`).
 
-Not masked: seven-digit local numbers (``555-0123``; too easily a range or a part number), dates (``2021-05-12``),
-version numbers (``1.2.3``), numbers inside words or longer digit/dot runs.
+Not masked: seven-digit local numbers (`555-0123`; too easily a range or a part number), dates (`2021-05-12`),
+version numbers (`1.2.3`), numbers inside words or longer digit/dot runs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PHONE_PLACEHOLDER = "555-0100"
 
 
 def mask_phones(text: str) -> tuple[str, int]:
-    """``text`` with phone numbers (rules 1-3 above) replaced by ``555-0100``, and how many were replaced."""
+    """`text` with phone numbers (rules 1-3 above) replaced by `555-0100`, and how many were replaced."""
     text, n1 = PHONE_NANP.subn(PHONE_PLACEHOLDER, text)
     text, n2 = PHONE_NANP_BARE.subn(PHONE_PLACEHOLDER, text)
     n3 = 0

@@ -4,7 +4,7 @@ Per-document stages (extraction, language ID, boilerplate and C4 line cleaning, 
 classifier, toxicity, PII masking, MinHash signature) run in worker processes on batches of documents; the three
 global stages (exact, near-duplicate and line-level dedup) run in the main process, which keeps only 16-byte keys,
 MinHash signatures and two bounded generations of line hashes. Each stage counts documents and bytes in and out and
-the reason of every rejection, so ``in == out + rejected`` can be checked for every stage."""
+the reason of every rejection, so `in == out + rejected` can be checked for every stage."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ class DocumentStages:
         self.minhasher = MinHasher(config.num_perm, config.seed)
 
     def run(self, doc: Document, stats: dict[str, StageStats]) -> tuple[Document | None, Rejection | None]:
-        """Pass ``doc`` through the stages in order, updating ``stats``; return the survivor or its rejection."""
+        """Pass `doc` through the stages in order, updating `stats`; return the survivor or its rejection."""
         cfg = self.config
         text = doc.text
         verse = doc.source in cfg.verse_sources
@@ -358,8 +358,8 @@ def run_pipeline(
     progress: bool = False,
     on_kept: Callable[[Document], None] | None = None,
 ) -> CurationResult:
-    """Curate ``docs``: write survivors to ``output`` (JSONL ``{"id", "source", "text"}``) and rejections with
-    their stage and reason to ``rejected_output``. Memory stays bounded: at most ``2 * workers`` batches are in
+    """Curate `docs`: write survivors to `output` (JSONL `{"id", "source", "text"}`) and rejections with
+    their stage and reason to `rejected_output`. Memory stays bounded: at most `2 * workers` batches are in
     flight, and the dedup state is a key and a signature per document."""
     start = time.perf_counter()
     stats = _new_stats()

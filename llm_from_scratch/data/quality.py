@@ -2,7 +2,7 @@
 text, as GPT-3 (Brown et al. 2020, appendix A), DCLM (Li et al. 2024) and FineWeb-Edu (Penedo et al. 2024) do.
 
 The model is fastText's supervised classifier (Joulin et al. 2017): every word unigram and bigram is hashed into
-``buckets`` rows of an embedding table, the document vector is the mean of its rows, a linear layer gives the logit:
+`buckets` rows of an embedding table, the document vector is the mean of its rows, a linear layer gives the logit:
 
     h = (1/|G|) sum_{g in G(doc)} E[hash(g)],        P(high quality | doc) = sigmoid(w . h + b)
 
@@ -27,7 +27,7 @@ _MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
 def ngram_ids(text: str, buckets: int) -> np.ndarray:
-    """Hashed ids of the lower-cased word unigrams and bigrams of ``text`` (fastText's ``-wordNgrams 2``)."""
+    """Hashed ids of the lower-cased word unigrams and bigrams of `text` (fastText's `-wordNgrams 2`)."""
     words = _WORD.findall(text.lower())
     if not words:
         return np.zeros(0, dtype=np.int64)
@@ -95,7 +95,7 @@ class FastTextClassifier:
 
 
 def segments(text: str, words: int = 128) -> Iterator[str]:
-    """Consecutive ``words``-word segments of ``text`` (the last one may be shorter, but has at least 16 words)."""
+    """Consecutive `words`-word segments of `text` (the last one may be shorter, but has at least 16 words)."""
     ws = text.split()
     for i in range(0, len(ws), words):
         if len(ws[i : i + words]) >= 16:
@@ -124,7 +124,7 @@ def synthetic_spam(vocab: list[str], n: int, seed: int = 0) -> list[str]:
 
 
 def rule_reason(text: str) -> str | None:
-    """Why the rule filters of the pipeline (boilerplate lines, C4, Gopher, FineWeb) reject ``text``, or ``None``."""
+    """Why the rule filters of the pipeline (boilerplate lines, C4, Gopher, FineWeb) reject `text`, or `None`."""
     from llm_from_scratch.data import filters
 
     text = filters.remove_boilerplate_lines(text)[0].strip()
@@ -145,8 +145,8 @@ def _held_out(doc_id: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def quality_dataset(seed: int = 0, max_positive_segments: int = 4) -> list[tuple[str, int, bool]]:
-    """``(segment, label, is_test)``: 1 for reference text, 0 for rule rejects and synthetic spam. At most
-    ``max_positive_segments`` segments (spread over the document) per reference document keep the classes balanced
+    """`(segment, label, is_test)`: 1 for reference text, 0 for rule rejects and synthetic spam. At most
+    `max_positive_segments` segments (spread over the document) per reference document keep the classes balanced
     and keep a long article from outvoting the others."""
     from llm_from_scratch.data.normalize import extract
     from llm_from_scratch.data.sources import news_articles, shakespeare_plays, usenet_posts, wikipedia_sample
@@ -170,7 +170,7 @@ def quality_dataset(seed: int = 0, max_positive_segments: int = 4) -> list[tuple
 
 @functools.lru_cache(maxsize=1)
 def quality_model() -> FastTextClassifier:
-    """The classifier trained on the training part of :func:`quality_dataset` (seconds; cached per process)."""
+    """The classifier trained on the training part of `quality_dataset` (seconds; cached per process)."""
     train = [(t, y) for t, y, test in quality_dataset() if not test]
     return FastTextClassifier.fit([t for t, _ in train], [y for _, y in train])
 

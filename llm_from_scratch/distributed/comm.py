@@ -2,13 +2,13 @@
 process really handed to the kernel's sockets.
 
 Ring algorithms (Patarasuk & Yuan 2009; what NCCL and gloo use for large tensors) move, per rank, for a tensor of
-``S`` bytes over ``N`` ranks:
+`S` bytes over `N` ranks:
 
-- all-reduce: ``2 (N - 1) / N * S`` (a reduce-scatter followed by an all-gather),
-- all-gather (output ``S``) and reduce-scatter (input ``S``): ``(N - 1) / N * S`` each.
+- all-reduce: `2 (N - 1) / N * S` (a reduce-scatter followed by an all-gather),
+- all-gather (output `S`) and reduce-scatter (input `S`): `(N - 1) / N * S` each.
 
 gloo implements reduce-scatter as a full all-reduce followed by a local slice, so on gloo it costs
-``2 (N - 1) / N * S``; the formulas take the backend into account.
+`2 (N - 1) / N * S`; the formulas take the backend into account.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def fsdp_bytes_per_step(
 
 
 def tp_bytes_per_step(config: ModelConfig, batch_size: int, seq_len: int, world: int, bytes_per_act: int = 4) -> float:
-    """Tensor parallelism: per block two all-reduces of the activations ``[B, T, d_model]`` in the forward pass
+    """Tensor parallelism: per block two all-reduces of the activations `[B, T, d_model]` in the forward pass
     (after attention and after the MLP: operator g) and two in the backward pass (operator f), independent of the
     number of parameters but proportional to the tokens in flight."""
     activation = batch_size * seq_len * config.d_model * bytes_per_act
@@ -56,8 +56,8 @@ def tp_bytes_per_step(config: ModelConfig, batch_size: int, seq_len: int, world:
 
 
 def bytes_written() -> int:
-    """Bytes this process (all its threads) has passed to ``write``-like system calls so far: ``wchar`` in
-    ``/proc/self/io`` (Linux). gloo sends tensors over TCP sockets with ``writev``, so during a training step with
+    """Bytes this process (all its threads) has passed to `write`-like system calls so far: `wchar` in
+    `/proc/self/io` (Linux). gloo sends tensors over TCP sockets with `writev`, so during a training step with
     no file or terminal output this counts exactly the bytes sent to the other ranks, headers included."""
     for line in Path("/proc/self/io").read_text().splitlines():
         if line.startswith("wchar:"):
@@ -67,7 +67,7 @@ def bytes_written() -> int:
 
 @contextlib.contextmanager
 def count_bytes_sent() -> Iterator[dict]:
-    """``with count_bytes_sent() as c: ...`` then ``c["bytes"]``: the bytes written during the block."""
+    """`with count_bytes_sent() as c: ...` then `c["bytes"]`: the bytes written during the block."""
     result = {"bytes": 0}
     start = bytes_written()
     try:
@@ -89,10 +89,10 @@ LINKS: dict[str, float] = {
 def tp_comm_vs_compute(
     config: ModelConfig, tp: int, tokens: int, link_gb_s: float, tflops: float = 400.0, bytes_per_act: int = 2
 ) -> tuple[float, float]:
-    """Seconds per block and per training step of ``tokens`` tokens under ``tp``-way tensor parallelism:
-    ``(communication, computation)``. Communication: four ring all-reduces of ``tokens x d_model`` activations at
-    ``link_gb_s`` per direction; computation: this rank's ``1/tp`` share of the block's training FLOPs at
-    ``tflops`` sustained (400 is about 40 % of an H100's dense bf16 peak)."""
+    """Seconds per block and per training step of `tokens` tokens under `tp`-way tensor parallelism:
+    `(communication, computation)`. Communication: four ring all-reduces of `tokens x d_model` activations at
+    `link_gb_s` per direction; computation: this rank's `1/tp` share of the block's training FLOPs at
+    `tflops` sustained (400 is about 40 % of an H100's dense bf16 peak)."""
     comm_bytes = 4 * allreduce_bytes(tokens * config.d_model * bytes_per_act, tp)
     c = config
     block_params = c.d_model * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim + c.n_heads * c.head_dim * c.d_model

@@ -1,11 +1,11 @@
 """Data parallelism from scratch: same weights everywhere, a different slice of the batch per rank, and gradients
 averaged by all-reduce in buckets while the backward pass is still running.
 
-:class:`DataParallel` is the mechanism of ``torch.nn.parallel.DistributedDataParallel`` (Li et al. 2020) in about
+`DataParallel` is the mechanism of `torch.nn.parallel.DistributedDataParallel` (Li et al. 2020) in about
 a hundred lines: broadcast the initial state from rank 0; group parameters into buckets in reverse registration
 order (the order their gradients become ready); when the last gradient of a bucket has been accumulated, flatten the
 bucket and start an asynchronous all-reduce, so communication overlaps the rest of the backward pass; wait for all
-of them when the backward pass ends; ``no_sync()`` skips the all-reduce for gradient-accumulation micro-batches.
+of them when the backward pass ends; `no_sync()` skips the all-reduce for gradient-accumulation micro-batches.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 
 def broadcast_state(module: nn.Module, src: int = 0, group=None) -> None:
-    """Copy rank ``src``'s parameters and buffers to every rank: the replicas start identical, and identical
+    """Copy rank `src`'s parameters and buffers to every rank: the replicas start identical, and identical
     averaged gradients keep them identical step after step."""
     with torch.no_grad():
         for t in list(module.parameters()) + list(module.buffers()):
@@ -27,7 +27,7 @@ def broadcast_state(module: nn.Module, src: int = 0, group=None) -> None:
 
 
 def make_buckets(params: list[nn.Parameter], bucket_cap_bytes: int) -> list[list[nn.Parameter]]:
-    """Greedily pack parameters, in reverse order, into buckets of at most ``bucket_cap_bytes`` (a parameter larger
+    """Greedily pack parameters, in reverse order, into buckets of at most `bucket_cap_bytes` (a parameter larger
     than the cap gets a bucket of its own). Reverse order because backward produces the last layer's gradients first."""
     buckets: list[list[nn.Parameter]] = [[]]
     size = 0
@@ -42,7 +42,7 @@ def make_buckets(params: list[nn.Parameter], bucket_cap_bytes: int) -> list[list
 
 
 class DataParallel(nn.Module):
-    """Wrap ``module`` so that after ``loss.backward()`` every rank holds the gradient of the mean loss over the
+    """Wrap `module` so that after `loss.backward()` every rank holds the gradient of the mean loss over the
     global batch (the average of the ranks' gradients)."""
 
     def __init__(self, module: nn.Module, bucket_cap_mb: float = 25.0, group=None) -> None:
@@ -100,7 +100,7 @@ class DataParallel(nn.Module):
 
     def finish_gradient_synchronization(self) -> None:
         """Launch the buckets whose parameters got no gradient, wait for every all-reduce, and copy the averaged
-        values back into ``p.grad``."""
+        values back into `p.grad`."""
         for b in range(len(self.buckets)):
             if b not in self.launched:  # every rank has the same buckets, so they all launch the same ones
                 self._launch(b)

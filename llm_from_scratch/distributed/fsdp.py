@@ -1,7 +1,7 @@
-"""Fully sharded data parallelism with FSDP2 (``torch.distributed.fsdp.fully_shard``, Zhao et al. 2023) on the
+"""Fully sharded data parallelism with FSDP2 (`torch.distributed.fsdp.fully_shard`, Zhao et al. 2023) on the
 book's model, and checkpoints that a single process can load.
 
-``fully_shard(block)`` turns each block's parameters into DTensors sharded along dim 0 over the ranks; before the
+`fully_shard(block)` turns each block's parameters into DTensors sharded along dim 0 over the ranks; before the
 block runs forward (and again backward) FSDP all-gathers them, afterwards it frees the full copies, and the
 gradients are reduce-scattered so each rank keeps the gradient of its own shard only; the optimiser then updates
 the local shards: ZeRO stage 3.
@@ -21,7 +21,7 @@ def apply_fsdp(model: nn.Module, mesh=None, reshard_after_forward: bool | None =
     """Shard each block as its own unit (one all-gather per block, so only one block is ever unsharded), then the
     root (embeddings, final norm, head). The model's class and forward code are unchanged.
 
-    ``reshard_after_forward=None`` (FSDP2's default) frees every block's gathered weights after its forward pass
+    `reshard_after_forward=None` (FSDP2's default) frees every block's gathered weights after its forward pass
     but keeps the root's, which the backward pass needs first: it saves one all-gather of the root per step."""
     from torch.distributed.fsdp import fully_shard
 
@@ -32,7 +32,7 @@ def apply_fsdp(model: nn.Module, mesh=None, reshard_after_forward: bool | None =
 
 
 def local_bytes(tensors) -> int:
-    """Bytes this rank actually stores for ``tensors`` (a DTensor counts its local shard only)."""
+    """Bytes this rank actually stores for `tensors` (a DTensor counts its local shard only)."""
     total = 0
     for t in tensors:
         if t is None:
@@ -51,9 +51,9 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_full_checkpoint(model: nn.Module, directory: str | os.PathLike) -> Path | None:
-    """Write the unsharded weights of an FSDP model in the single-process format (``model.safetensors`` +
-    ``config.json``, loadable with ``llm_from_scratch.model.checkpoint.load_model``). Every rank must call it (the
-    gather is a collective); rank 0 writes. Returns the directory on rank 0, ``None`` elsewhere."""
+    """Write the unsharded weights of an FSDP model in the single-process format (`model.safetensors` +
+    `config.json`, loadable with `llm_from_scratch.model.checkpoint.load_model`). Every rank must call it (the
+    gather is a collective); rank 0 writes. Returns the directory on rank 0, `None` elsewhere."""
     from llm_from_scratch.model import Transformer
     from llm_from_scratch.model.checkpoint import save_model
 

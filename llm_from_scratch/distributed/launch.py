@@ -1,8 +1,8 @@
-"""Process-group setup from ``torchrun``'s environment, the backend choice, timeouts, and a launcher with a deadline.
+"""Process-group setup from `torchrun`'s environment, the backend choice, timeouts, and a launcher with a deadline.
 
-``torchrun`` starts one process per device and tells each who it is through environment variables: ``RANK`` (0 ..
-``WORLD_SIZE - 1`` over all nodes), ``LOCAL_RANK`` (index on this node, i.e. which GPU), ``WORLD_SIZE``,
-``LOCAL_WORLD_SIZE``, and ``MASTER_ADDR`` / ``MASTER_PORT`` (the rendezvous store every rank connects to).
+`torchrun` starts one process per device and tells each who it is through environment variables: `RANK` (0 ..
+`WORLD_SIZE - 1` over all nodes), `LOCAL_RANK` (index on this node, i.e. which GPU), `WORLD_SIZE`,
+`LOCAL_WORLD_SIZE`, and `MASTER_ADDR` / `MASTER_PORT` (the rendezvous store every rank connects to).
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def pick_backend(device: str | None = None) -> str:
 def setup_distributed(
     backend: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, expect_world_size: int | None = None
 ) -> DistEnv:
-    """Join the process group that ``torchrun`` describes in the environment; a plain ``python`` run becomes a
-    world of one (no process group), so the same script works with and without ``torchrun``.
+    """Join the process group that `torchrun` describes in the environment; a plain `python` run becomes a
+    world of one (no process group), so the same script works with and without `torchrun`.
 
-    ``timeout_s`` bounds every collective: a crashed or missing peer turns into a ``RuntimeError`` (or, with
-    NCCL, an abort of the job) after that many seconds, never an endless hang. ``expect_world_size`` checks that
+    `timeout_s` bounds every collective: a crashed or missing peer turns into a `RuntimeError` (or, with
+    NCCL, an abort of the job) after that many seconds, never an endless hang. `expect_world_size` checks that
     the job was launched with the number of processes the run was planned for.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -93,7 +93,7 @@ def setup_distributed(
 
 
 def main_rank_first(env: DistEnv, build, timeout_s: float = 4 * 3600.0):
-    """``build()`` on rank 0, then on the other ranks: rank 0 creates a cached artifact (minutes, maybe), the others
+    """`build()` on rank 0, then on the other ranks: rank 0 creates a cached artifact (minutes, maybe), the others
     then load it instead of building it too. They wait in a barrier of a separate gloo group whose timeout is long
     enough for the build, so the job's own collective timeout stays short."""
     if env.world_size == 1:
@@ -116,10 +116,10 @@ def cleanup_distributed() -> None:
 def torchrun_command(
     script_args: list[str], nproc_per_node: int = 2, nnodes: int = 1, node_rank: int = 0, master: str | None = None
 ) -> list[str]:
-    """The ``torchrun`` command line for ``nnodes`` x ``nproc_per_node`` processes running ``script_args``.
+    """The `torchrun` command line for `nnodes` x `nproc_per_node` processes running `script_args`.
 
-    One node: ``--standalone`` (a private rendezvous on localhost). Several nodes: the same command on every node,
-    with ``--node_rank`` 0 .. N-1 and ``--master_addr/--master_port`` of node 0, which hosts the rendezvous store.
+    One node: `--standalone` (a private rendezvous on localhost). Several nodes: the same command on every node,
+    with `--node_rank` 0 .. N-1 and `--master_addr/--master_port` of node 0, which hosts the rendezvous store.
     """
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc_per_node}"]
     if nnodes == 1:
@@ -135,9 +135,9 @@ def torchrun_command(
 def run_torchrun(
     script_args: list[str], nproc_per_node: int = 2, timeout_s: float = 240.0, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Run ``torchrun --standalone --nproc_per_node=N script_args...`` as a subprocess with a wall-clock deadline.
+    """Run `torchrun --standalone --nproc_per_node=N script_args...` as a subprocess with a wall-clock deadline.
 
-    Raises ``RuntimeError`` with the tail of the job's output if it fails or runs past ``timeout_s``; a job
+    Raises `RuntimeError` with the tail of the job's output if it fails or runs past `timeout_s`; a job
     that hangs is killed, so a test or a notebook cell never waits forever.
     """
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}

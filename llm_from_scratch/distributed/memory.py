@@ -2,7 +2,7 @@
 
 Training with Adam keeps, per parameter: the weight, its gradient, and the optimiser state (first and second
 moments; with mixed precision also an fp32 master copy of the weight). Data parallelism replicates all of it on
-every rank; ZeRO stage 1 shards the optimiser state over the ``N`` ranks, stage 2 the gradients too, stage 3 (FSDP)
+every rank; ZeRO stage 1 shards the optimiser state over the `N` ranks, stage 2 the gradients too, stage 3 (FSDP)
 the weights as well.
 """
 
@@ -33,8 +33,8 @@ class RankMemory:
 def zero_memory(n_params: int, world: int, stage: int, precision: str = "mixed") -> RankMemory:
     """Bytes of model state per rank (activations and temporary buffers excluded):
 
-    stage 0 (DDP): ``(w + g + k) P``; stage 1: ``(w + g) P + k P / N``; stage 2: ``w P + (g + k) P / N``;
-    stage 3: ``(w + g + k) P / N``.
+    stage 0 (DDP): `(w + g + k) P`; stage 1: `(w + g) P + k P / N`; stage 2: `w P + (g + k) P / N`;
+    stage 3: `(w + g + k) P / N`.
     """
     if stage not in (0, 1, 2, 3):
         raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage}")

@@ -1,5 +1,5 @@
-"""What a training loop calls to run under ``torchrun``: wrap the model for a strategy, fetch this rank's batch, and
-:class:`ParallelRun`, everything the trainer (``llm-from-scratch pretrain --parallel {ddp,fsdp,tp}``) does
+"""What a training loop calls to run under `torchrun`: wrap the model for a strategy, fetch this rank's batch, and
+`ParallelRun`, everything the trainer (`llm-from-scratch pretrain --parallel {ddp,fsdp,tp}`) does
 differently under a strategy::
 
     par = ParallelRun.start("fsdp", model_config)   # setup_distributed(): torchrun's variables; nccl or gloo
@@ -9,7 +9,7 @@ differently under a strategy::
     norm = par.clip_grad_norm(model, 1.0)            # the global norm, whatever the sharding
     plain, plain_opt = par.full_model(model, optimizer, make_optimizer)  # gathered; rank 0 saves and samples
 
-With ``strategy="none"`` every method is the single-process code path, unchanged.
+With `strategy="none"` every method is the single-process code path, unchanged.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def is_data_parallel(strategy: str) -> bool:
 
 
 def wrap_model(model: nn.Module, strategy: str, env: DistEnv) -> nn.Module:
-    """Return ``model`` prepared for ``strategy``; in a world of one every strategy is the plain model."""
+    """Return `model` prepared for `strategy`; in a world of one every strategy is the plain model."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown parallel strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if env.world_size == 1 or strategy == "none":
@@ -73,7 +73,7 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv) -> nn.Module:
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a data-parallel wrapper (``DistributedDataParallel`` or :class:`~.ddp.DataParallel`);
+    """The model inside a data-parallel wrapper (`DistributedDataParallel` or `.ddp.DataParallel`);
     any other model as it is (FSDP and tensor parallelism shard the model in place)."""
     from torch.nn.parallel import DistributedDataParallel
 
@@ -109,7 +109,7 @@ class ParallelRun:
         device: str | None = None,
         launch_example: str | None = None,
     ) -> ParallelRun:
-        """Check the launch and join the process group (``strategy="none"``: one process on ``device``)."""
+        """Check the launch and join the process group (`strategy="none"`: one process on `device`)."""
         from llm_from_scratch.utils import pick_device
 
         if strategy not in STRATEGIES:
@@ -153,7 +153,7 @@ class ParallelRun:
 
     @property
     def data_shard(self) -> tuple[int, int]:
-        """``(rank, world)`` for the batch: data-parallel ranks split the global batch, tensor-parallel ranks all
+        """`(rank, world)` for the batch: data-parallel ranks split the global batch, tensor-parallel ranks all
         read the whole one."""
         return (self.env.rank, self.env.world_size) if is_data_parallel(self.strategy) else (0, 1)
 
@@ -162,8 +162,8 @@ class ParallelRun:
         return self.data_shard[1]
 
     def wrap(self, model: nn.Module, optimizer: torch.optim.Optimizer, make_optimizer) -> tuple:
-        """Shard ``model`` (its full weights already loaded, e.g. from a checkpoint) and build its optimiser with
-        ``make_optimizer``, giving each parameter its piece of ``optimizer``'s (full) state."""
+        """Shard `model` (its full weights already loaded, e.g. from a checkpoint) and build its optimiser with
+        `make_optimizer`, giving each parameter its piece of `optimizer`'s (full) state."""
         if not self.distributed:
             return model, optimizer
         full_state = {name: dict(optimizer.state[p]) for name, p in named_params(model) if p in optimizer.state}
@@ -174,7 +174,7 @@ class ParallelRun:
         return model, optimizer
 
     def no_sync(self, model: nn.Module, last: bool):
-        """DDP: no all-reduce for the micro-batches before the ``last`` one (the gradients accumulate locally and
+        """DDP: no all-reduce for the micro-batches before the `last` one (the gradients accumulate locally and
         are averaged once). FSDP keeps reduce-scattering each micro-batch: its unsharded gradients would cost the
         memory it exists to save."""
         if not last and self.strategy in ("ddp", "ddp-scratch"):
@@ -182,14 +182,14 @@ class ParallelRun:
         return contextlib.nullcontext()
 
     def clip_grad_norm(self, model: nn.Module, max_norm: float) -> float:
-        """Clip to ``max_norm`` (0 or ``inf``: no clipping) and return the global norm before clipping."""
+        """Clip to `max_norm` (0 or `inf`: no clipping) and return the global norm before clipping."""
         max_norm = max_norm or math.inf
         if not self.distributed:  # clip_grad_norm_ returns the norm before clipping: the number worth plotting
             return nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
         return clip_grad_norm(self.named, max_norm, self.strategy, self.model_config, self.env)
 
     def mean(self, value: float) -> float:
-        """The mean of ``value`` over the ranks (the loss of the global batch is the mean of the ranks' losses)."""
+        """The mean of `value` over the ranks (the loss of the global batch is the mean of the ranks' losses)."""
         if not self.distributed:
             return value
         t = torch.tensor([value], dtype=torch.float64, device=self.device)
@@ -197,8 +197,8 @@ class ParallelRun:
         return t.item() / self.env.world_size
 
     def evaluate(self, model: nn.Module, windows: list[torch.Tensor], sums) -> float:
-        """The mean loss over ``windows`` from ``sums(model, windows) -> (total, count)``. Data parallel: rank
-        ``r`` takes its rows of every window batch (each rank runs the same number of forwards, as FSDP's
+        """The mean loss over `windows` from `sums(model, windows) -> (total, count)`. Data parallel: rank
+        `r` takes its rows of every window batch (each rank runs the same number of forwards, as FSDP's
         collectives require) and the sums are all-reduced; tensor parallel: every rank evaluates every window."""
         if not self.distributed:
             total, count = sums(model, windows)
@@ -219,8 +219,8 @@ class ParallelRun:
         return (t[0] / t[1]).item()
 
     def full_model(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, make_optimizer) -> tuple:
-        """``(model, optimizer)`` unsharded, for sampling and checkpoints: on rank 0 a plain model with the full
-        weights (and an optimiser with the full moments), ``(None, None)`` elsewhere. Gathering is a collective:
+        """`(model, optimizer)` unsharded, for sampling and checkpoints: on rank 0 a plain model with the full
+        weights (and an optimiser with the full moments), `(None, None)` elsewhere. Gathering is a collective:
         every rank calls it. DDP's replicas are already whole."""
         if not self.distributed:
             return model, optimizer
@@ -239,7 +239,7 @@ class ParallelRun:
         return plain, plain_optimizer
 
     def result_model(self, model: nn.Module) -> nn.Module:
-        """What ``train`` returns: DDP's replica unwrapped (a plain model), the sharded model otherwise."""
+        """What `train` returns: DDP's replica unwrapped (a plain model), the sharded model otherwise."""
         return unwrap(model) if self.strategy in ("ddp", "ddp-scratch") else model
 
     def checkpoint_state(self) -> dict:
@@ -263,7 +263,7 @@ class ParallelRun:
             )
 
     def agree(self, value):
-        """Rank 0's ``value`` on every rank (e.g. which checkpoint to resume from)."""
+        """Rank 0's `value` on every rank (e.g. which checkpoint to resume from)."""
         if not self.distributed:
             return value
         box = [value]

@@ -1,8 +1,8 @@
 """Pipeline parallelism: consecutive blocks on consecutive ranks, the batch cut into micro-batches (GPipe, Huang et
-al. 2019), activations sent forward and their gradients sent back with point-to-point ``send`` / ``recv``.
+al. 2019), activations sent forward and their gradients sent back with point-to-point `send` / `recv`.
 
-:func:`gpipe_schedule` lays out the GPipe timetable (all forwards, then all backwards) and measures its idle
-"bubble"; :func:`gpipe_train_step` runs that schedule for real on the book's model.
+`gpipe_schedule` lays out the GPipe timetable (all forwards, then all backwards) and measures its idle
+"bubble"; `gpipe_train_step` runs that schedule for real on the book's model.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch import nn
 
 
 def gpipe_schedule(n_stages: int, n_micro: int, t_fwd: int = 1, t_bwd: int = 2) -> list[tuple[int, int, int, str, int]]:
-    """Every task of one GPipe step as ``(stage, start, duration, "F" or "B", micro-batch)``.
+    """Every task of one GPipe step as `(stage, start, duration, "F" or "B", micro-batch)`.
 
-    Stage ``s`` runs forward of micro-batch ``m`` once stage ``s - 1`` has finished it; backward runs in reverse
+    Stage `s` runs forward of micro-batch `m` once stage `s - 1` has finished it; backward runs in reverse
     stage order once all forwards are done and the next stage has finished that micro-batch's backward.
     """
     fwd_end = [[0] * n_micro for _ in range(n_stages)]
@@ -39,12 +39,12 @@ def gpipe_schedule(n_stages: int, n_micro: int, t_fwd: int = 1, t_bwd: int = 2) 
 
 
 def bubble_fraction(n_stages: int, n_micro: int) -> float:
-    """Idle fraction of a GPipe (or 1F1B) step with uniform stages: ``(p - 1) / (m + p - 1)``."""
+    """Idle fraction of a GPipe (or 1F1B) step with uniform stages: `(p - 1) / (m + p - 1)`."""
     return (n_stages - 1) / (n_micro + n_stages - 1)
 
 
 def measured_bubble(tasks: list[tuple[int, int, int, str, int]]) -> float:
-    """Idle time over total time of all stages in a timetable from :func:`gpipe_schedule`."""
+    """Idle time over total time of all stages in a timetable from `gpipe_schedule`."""
     n_stages = 1 + max(t[0] for t in tasks)
     makespan = max(start + dur for _, start, dur, _, _ in tasks)
     busy = sum(dur for _, _, dur, _, _ in tasks)
@@ -52,7 +52,7 @@ def measured_bubble(tasks: list[tuple[int, int, int, str, int]]) -> float:
 
 
 def stage_parameters(model: nn.Module, rank: int, world: int) -> dict[str, nn.Parameter]:
-    """The parameters stage ``rank`` owns: its contiguous run of blocks, plus the embedding on the first stage and
+    """The parameters stage `rank` owns: its contiguous run of blocks, plus the embedding on the first stage and
     the final norm and head on the last."""
     n = len(model.layers)
     if n % world:
@@ -71,9 +71,9 @@ def stage_parameters(model: nn.Module, rank: int, world: int) -> dict[str, nn.Pa
 def gpipe_train_step(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, n_micro: int, rank: int, world: int
 ) -> tuple[float | None, nn.Module]:
-    """One GPipe forward/backward of the mean loss over the batch ``(x, y)``, this rank running its stage only.
+    """One GPipe forward/backward of the mean loss over the batch `(x, y)`, this rank running its stage only.
 
-    Returns the loss (on the last stage; ``None`` elsewhere) and a module whose ``named_parameters()`` are this
+    Returns the loss (on the last stage; `None` elsewhere) and a module whose `named_parameters()` are this
     stage's, with their gradients. The model must not tie its embedding and head (they would sit on different
     stages, and their gradients would need one more all-reduce between first and last stage, as Megatron does).
     """
@@ -118,7 +118,7 @@ def gpipe_train_step(
 
 
 class _Named(nn.Module):
-    """A view whose ``named_parameters()`` are the given (name, parameter) pairs of the full model."""
+    """A view whose `named_parameters()` are the given (name, parameter) pairs of the full model."""
 
     def __init__(self, params: dict[str, nn.Parameter]) -> None:
         super().__init__()

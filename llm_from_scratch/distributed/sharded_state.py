@@ -4,10 +4,10 @@ The trainer keeps one checkpoint format whatever the strategy: full weights and 
 single process writes. Three layouts of a tensor meet here:
 
 - replicated: a plain tensor every rank holds whole (DDP, the embeddings and norms under tensor parallelism);
-- a DTensor (FSDP2's ``Shard(0)`` parameters, DTensor TP's ``Shard(0)``/``Shard(1)`` matrices): it knows its mesh and
-  placements, so ``full_tensor()`` gathers it and ``distribute_tensor`` cuts it again;
+- a DTensor (FSDP2's `Shard(0)` parameters, DTensor TP's `Shard(0)`/`Shard(1)` matrices): it knows its mesh and
+  placements, so `full_tensor()` gathers it and `distribute_tensor` cuts it again;
 - a tensor-parallel shard: the from-scratch layers hold plain tensors that are rows or columns of the full matrix,
-  chosen by :func:`~llm_from_scratch.distributed.tensor_parallel.shard_index` (DTensor TP permuted its fused weights
+  chosen by `llm_from_scratch.distributed.tensor_parallel.shard_index` (DTensor TP permuted its fused weights
   so its local blocks are the same rows: both use that index).
 
 Every function that gathers is a collective: all ranks call it, with the tensors in the same order.
@@ -33,14 +33,14 @@ def is_dtensor(t) -> bool:
 
 
 def named_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """``(name, parameter)`` with the names of the unwrapped model (DDP's ``module.`` prefix dropped); a tied
+    """`(name, parameter)` with the names of the unwrapped model (DDP's `module.` prefix dropped); a tied
     weight appears once, under its first name."""
     return [(name.removeprefix("module."), p) for name, p in model.named_parameters()]
 
 
 def tp_index(name: str, strategy: str, config, env: DistEnv, rank: int | None = None):
-    """``(dim, rows-or-columns)`` of the full tensor that ``rank`` holds of parameter ``name`` under tensor
-    parallelism, ``None`` when the tensor is not a tensor-parallel shard."""
+    """`(dim, rows-or-columns)` of the full tensor that `rank` holds of parameter `name` under tensor
+    parallelism, `None` when the tensor is not a tensor-parallel shard."""
     if strategy not in TENSOR_PARALLEL or env.world_size == 1:
         return None
     from llm_from_scratch.distributed.tensor_parallel import shard_index
@@ -49,7 +49,7 @@ def tp_index(name: str, strategy: str, config, env: DistEnv, rank: int | None = 
 
 
 def full_tensor(t: torch.Tensor, name: str, strategy: str, config, env: DistEnv) -> torch.Tensor:
-    """The unsharded value of ``t`` (parameter ``name``, or a moment shaped like it), on every rank."""
+    """The unsharded value of `t` (parameter `name`, or a moment shaped like it), on every rank."""
     t = t.detach()
     where = tp_index(name, strategy, config, env)
     if where is not None:
@@ -69,8 +69,8 @@ def full_tensor(t: torch.Tensor, name: str, strategy: str, config, env: DistEnv)
 
 
 def local_tensor(full: torch.Tensor, like: torch.Tensor, name: str, strategy: str, config, env: DistEnv):
-    """This rank's piece of ``full``, laid out like ``like`` (the parameter it belongs to). Every rank holds
-    ``full``, so nothing is communicated."""
+    """This rank's piece of `full`, laid out like `like` (the parameter it belongs to). Every rank holds
+    `full`, so nothing is communicated."""
     full = full.to(like.device)
     where = tp_index(name, strategy, config, env)
     if where is not None:
@@ -88,16 +88,16 @@ def local_tensor(full: torch.Tensor, like: torch.Tensor, name: str, strategy: st
 
 
 def is_sharded(t: torch.Tensor, name: str, strategy: str, config, env: DistEnv) -> bool:
-    """Whether the ranks hold different parts of ``t`` (their squared norms add up) rather than copies."""
+    """Whether the ranks hold different parts of `t` (their squared norms add up) rather than copies."""
     if is_dtensor(t):
         return any(p.is_shard() for p in t.placements)
     return tp_index(name, strategy, config, env) is not None
 
 
 def global_grad_norm(named: list[tuple[str, nn.Parameter]], strategy: str, config, env: DistEnv) -> torch.Tensor:
-    """L2 norm of the full gradient, the number ``clip_grad_norm_`` computes in one process.
+    """L2 norm of the full gradient, the number `clip_grad_norm_` computes in one process.
 
-    ``||g||^2`` is a sum over elements: the squares of sharded gradients are summed over the ranks (one
+    `||g||^2` is a sum over elements: the squares of sharded gradients are summed over the ranks (one
     all-reduce), those of replicated ones counted once. Accumulated in float64 so the order of the sums does not
     show."""
     sums = torch.zeros(2, dtype=torch.float64)  # [sharded, replicated]
@@ -117,8 +117,8 @@ def global_grad_norm(named: list[tuple[str, nn.Parameter]], strategy: str, confi
 def clip_grad_norm(
     named: list[tuple[str, nn.Parameter]], max_norm: float, strategy: str, config, env: DistEnv
 ) -> float:
-    """Scale the gradients so their global norm is at most ``max_norm`` (``math.inf``: no clipping), the rule of
-    ``torch.nn.utils.clip_grad_norm_``; return the norm before clipping."""
+    """Scale the gradients so their global norm is at most `max_norm` (`math.inf`: no clipping), the rule of
+    `torch.nn.utils.clip_grad_norm_`; return the norm before clipping."""
     norm = global_grad_norm(named, strategy, config, env).item()
     coef = min(1.0, max_norm / (norm + 1e-6)) if math.isfinite(max_norm) else 1.0
     if coef < 1.0:
@@ -131,7 +131,7 @@ def clip_grad_norm(
 def gather_full_state(
     named: list[tuple[str, nn.Parameter]], optimizer: torch.optim.Optimizer | None, strategy: str, config, env
 ) -> tuple[dict[str, torch.Tensor], dict[str, dict]]:
-    """Full weights ``{name: tensor}`` and full optimiser state ``{name: {key: value}}`` on CPU (collective; the
+    """Full weights `{name: tensor}` and full optimiser state `{name: {key: value}}` on CPU (collective; the
     values are meaningful on every rank, the trainer uses rank 0's)."""
     weights = {name: full_tensor(p, name, strategy, config, env).cpu() for name, p in named}
     moments: dict[str, dict] = {}
@@ -152,8 +152,8 @@ def load_full_state(
     moments: dict[str, dict],
     hyper: list[dict] | None = None,
 ) -> None:
-    """Fill an unsharded ``plain`` model (and the optimiser built over it) from :func:`gather_full_state`'s output;
-    ``hyper`` copies the sharded optimiser's per-group hyper-parameters (the current learning rate)."""
+    """Fill an unsharded `plain` model (and the optimiser built over it) from `gather_full_state`'s output;
+    `hyper` copies the sharded optimiser's per-group hyper-parameters (the current learning rate)."""
     with torch.no_grad():
         for name, p in plain.named_parameters():
             p.copy_(weights[name])
@@ -175,8 +175,8 @@ def shard_optimizer_state(
     config,
     env: DistEnv,
 ) -> None:
-    """Give each parameter of a wrapped model its piece of the full optimiser state ``{name: {key: value}}`` (a
-    moment is cut like its parameter; scalars such as ``step`` are copied)."""
+    """Give each parameter of a wrapped model its piece of the full optimiser state `{name: {key: value}}` (a
+    moment is cut like its parameter; scalars such as `step` are copied)."""
     for name, p in named:
         state = full_state.get(name)
         if not state:

@@ -1,16 +1,16 @@
 """Tensor parallelism (Megatron-LM, Shoeybi et al. 2019): split each block's matrices across the ranks of a node.
 
-A column-parallel linear keeps a slice of the output features (rows of ``W``); a row-parallel linear keeps a slice of
-the input features (columns of ``W``) and produces a partial sum. Chained column -> row, the pair needs one
-all-reduce in the forward pass (operator ``g``, after the row-parallel layer) and one in the backward pass
-(operator ``f``, the gradient flowing into the column-parallel layer's input). Attention splits by heads (each rank
+A column-parallel linear keeps a slice of the output features (rows of `W`); a row-parallel linear keeps a slice of
+the input features (columns of `W`) and produces a partial sum. Chained column -> row, the pair needs one
+all-reduce in the forward pass (operator `g`, after the row-parallel layer) and one in the backward pass
+(operator `f`, the gradient flowing into the column-parallel layer's input). Attention splits by heads (each rank
 computes whole heads, so the softmax needs no communication); the SwiGLU MLP splits its hidden units.
 
-The model fuses ``[W_q; W_k; W_v]`` and ``[W_gate; W_up]`` into single matrices, so "a contiguous slice of rows" is
-the wrong shard: rank ``r`` needs its query heads, *its* key/value heads, and the matching halves of gate and up.
-:func:`qkv_shard_rows` and :func:`gate_up_shard_rows` name those rows; the from-scratch layers take them directly,
-and :func:`parallelize_with_dtensor` permutes the fused weights so each rank's rows become one contiguous block, the
-layout PyTorch's ``ColwiseParallel`` expects.
+The model fuses `[W_q; W_k; W_v]` and `[W_gate; W_up]` into single matrices, so "a contiguous slice of rows" is
+the wrong shard: rank `r` needs its query heads, *its* key/value heads, and the matching halves of gate and up.
+`qkv_shard_rows` and `gate_up_shard_rows` name those rows; the from-scratch layers take them directly,
+and `parallelize_with_dtensor` permutes the fused weights so each rank's rows become one contiguous block, the
+layout PyTorch's `ColwiseParallel` expects.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from llm_from_scratch.model.config import ModelConfig
 
 
 class CopyToTensorParallel(torch.autograd.Function):
-    """Megatron's ``f``: identity forward; all-reduce of the input gradient backward (each rank's column slice
+    """Megatron's `f`: identity forward; all-reduce of the input gradient backward (each rank's column slice
     contributes a partial gradient to the shared input)."""
 
     @staticmethod
@@ -40,7 +40,7 @@ class CopyToTensorParallel(torch.autograd.Function):
 
 
 class ReduceFromTensorParallel(torch.autograd.Function):
-    """Megatron's ``g``: all-reduce forward (sum the row-parallel partial outputs); identity backward (every
+    """Megatron's `g`: all-reduce forward (sum the row-parallel partial outputs); identity backward (every
     rank needs the full output gradient, and it already has it)."""
 
     @staticmethod
@@ -55,7 +55,7 @@ class ReduceFromTensorParallel(torch.autograd.Function):
 
 
 class ColumnParallelLinear(nn.Module):
-    """``y_r = x W_r^T`` with ``W_r`` the rows ``rows`` of the full weight: this rank's output features."""
+    """`y_r = x W_r^T` with `W_r` the rows `rows` of the full weight: this rank's output features."""
 
     def __init__(self, full: nn.Linear, rows: torch.Tensor, group=None) -> None:
         super().__init__()
@@ -69,7 +69,7 @@ class ColumnParallelLinear(nn.Module):
 
 
 class RowParallelLinear(nn.Module):
-    """``y = sum_r x_r W_r^T`` with ``W_r`` the columns ``cols`` of the full weight and ``x_r`` this rank's slice
+    """`y = sum_r x_r W_r^T` with `W_r` the columns `cols` of the full weight and `x_r` this rank's slice
     of the input features (the output of a column-parallel layer): one all-reduce sums the partial products."""
 
     def __init__(self, full: nn.Linear, cols: torch.Tensor, group=None) -> None:
@@ -84,7 +84,7 @@ class RowParallelLinear(nn.Module):
 
 
 def check_tp_shapes(config: ModelConfig, tp: int) -> None:
-    """Raise a ``ValueError`` naming the field if the heads or hidden units cannot be split evenly over ``tp``."""
+    """Raise a `ValueError` naming the field if the heads or hidden units cannot be split evenly over `tp`."""
     for name, value in (
         ("n_heads", config.n_heads),
         ("n_kv_heads", config.n_kv_heads),
@@ -102,8 +102,8 @@ def _heads(first: int, count: int, head_dim: int) -> torch.Tensor:
 
 
 def qkv_shard_rows(config: ModelConfig, rank: int, tp: int) -> torch.Tensor:
-    """Rows of the fused ``[W_q; W_k; W_v]`` that rank ``rank`` keeps: query heads ``rank * H/tp ..`` and the
-    key/value heads they attend with (under grouped-query attention query head ``h`` uses kv head ``h // (H/K)``,
+    """Rows of the fused `[W_q; W_k; W_v]` that rank `rank` keeps: query heads `rank * H/tp ..` and the
+    key/value heads they attend with (under grouped-query attention query head `h` uses kv head `h // (H/K)`,
     so consecutive query heads and consecutive kv heads stay together)."""
     check_tp_shapes(config, tp)
     H, K, d = config.n_heads, config.n_kv_heads, config.head_dim
@@ -121,8 +121,8 @@ def proj_shard_cols(config: ModelConfig, rank: int, tp: int) -> torch.Tensor:
 
 
 def gate_up_shard_rows(hidden: int, rank: int, tp: int) -> torch.Tensor:
-    """Rows of the fused ``[W_gate; W_up]`` for this rank's slice of hidden units (the same units in both halves,
-    because ``silu(gate_i) * up_i`` pairs them element by element)."""
+    """Rows of the fused `[W_gate; W_up]` for this rank's slice of hidden units (the same units in both halves,
+    because `silu(gate_i) * up_i` pairs them element by element)."""
     n = hidden // tp
     units = torch.arange(rank * n, (rank + 1) * n)
     return torch.cat([units, hidden + units])
@@ -134,9 +134,9 @@ def down_shard_cols(hidden: int, rank: int, tp: int) -> torch.Tensor:
 
 
 def apply_tensor_parallel(model: nn.Module, rank: int | None = None, tp: int | None = None, group=None) -> nn.Module:
-    """Shard every block of the book's ``Transformer`` in place, from scratch: ``qkv`` and ``gate_up`` become
-    column-parallel, ``proj`` and ``down`` row-parallel, and each attention module computes ``H/tp`` query heads
-    and ``K/tp`` key/value heads. Embeddings, norms and the head stay replicated. The unchanged ``forward`` code of
+    """Shard every block of the book's `Transformer` in place, from scratch: `qkv` and `gate_up` become
+    column-parallel, `proj` and `down` row-parallel, and each attention module computes `H/tp` query heads
+    and `K/tp` key/value heads. Embeddings, norms and the head stay replicated. The unchanged `forward` code of
     the model runs on the local shards."""
     rank = dist.get_rank(group) if rank is None else rank
     tp = dist.get_world_size(group) if tp is None else tp
@@ -154,8 +154,8 @@ def apply_tensor_parallel(model: nn.Module, rank: int | None = None, tp: int | N
 
 
 def shard_index(name: str, config: ModelConfig, rank: int, tp: int) -> tuple[int, torch.Tensor] | None:
-    """For a parameter name of the unsharded model: ``(dim, index)`` of the slice rank ``rank`` holds under tensor
-    parallelism, or ``None`` for a replicated parameter. Used to compare shards with the full model."""
+    """For a parameter name of the unsharded model: `(dim, index)` of the slice rank `rank` holds under tensor
+    parallelism, or `None` for a replicated parameter. Used to compare shards with the full model."""
     if name.endswith("attn.qkv.weight"):
         return 0, qkv_shard_rows(config, rank, tp)
     if name.endswith("attn.proj.weight"):
@@ -168,8 +168,8 @@ def shard_index(name: str, config: ModelConfig, rank: int, tp: int) -> tuple[int
 
 
 def parallelize_with_dtensor(model: nn.Module, mesh) -> nn.Module:
-    """The same sharding with PyTorch's DTensor API (``parallelize_module``): permute the fused weights so rank
-    ``r``'s rows form the ``r``-th contiguous block, then let ``ColwiseParallel`` / ``RowwiseParallel`` shard them."""
+    """The same sharding with PyTorch's DTensor API (`parallelize_module`): permute the fused weights so rank
+    `r`'s rows form the `r`-th contiguous block, then let `ColwiseParallel` / `RowwiseParallel` shard them."""
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
     config, tp = model.config, mesh.size()

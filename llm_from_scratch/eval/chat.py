@@ -22,8 +22,8 @@ def stream_reply(
     top_p: float | None = 0.95,
     seed: int | None = None,
 ) -> Iterator[str]:
-    """Yield the assistant's reply to ``messages`` piece by piece, as :func:`llm_from_scratch.model.stream` samples
-    it; stops at ``<|end|>``. The conversation is cut from the left to leave room for the reply."""
+    """Yield the assistant's reply to `messages` piece by piece, as `llm_from_scratch.model.stream` samples
+    it; stops at `<|end|>`. The conversation is cut from the left to leave room for the reply."""
     from llm_from_scratch.align.chat import encode_prompt, end_id
     from llm_from_scratch.model import stream
 
@@ -62,7 +62,7 @@ def chat_loop(
     write: Callable[[str], None] | None = None,
     **sampling,
 ) -> list[dict]:
-    """Read user turns until EOF or ``/exit``; ``/reset`` forgets the conversation. Returns the conversation."""
+    """Read user turns until EOF or `/exit`; `/reset` forgets the conversation. Returns the conversation."""
     write = write or (lambda s: (sys.stdout.write(s), sys.stdout.flush()))
     start = [{"role": "system", "content": system}] if system else []
     messages = list(start)

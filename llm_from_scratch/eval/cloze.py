@@ -1,12 +1,12 @@
 """Next-line multiple choice: a cloze task built from held-out real text, scored by log-likelihood.
 
-Each item shows a few consecutive lines of a held-out document and offers ``k`` candidates for the line that comes
-next: the true one and ``k - 1`` lines of similar length taken from other held-out documents (or far away in the
+Each item shows a few consecutive lines of a held-out document and offers `k` candidates for the line that comes
+next: the true one and `k - 1` lines of similar length taken from other held-out documents (or far away in the
 same one). The model picks the
 candidate it assigns the highest log-likelihood given the context, as in LAMBADA / HellaSwag-style evaluation
-(Paperno et al. 2016; Zellers et al. 2019): no generation, no answer parsing, and chance is exactly ``1 / k``.
+(Paperno et al. 2016; Zellers et al. 2019): no generation, no answer parsing, and chance is exactly `1 / k`.
 Two scores: the summed log-probability of the candidate (favours short lines) and the log-probability per byte
-(the length-normalised variant that lm-evaluation-harness calls ``acc_norm``).
+(the length-normalised variant that lm-evaluation-harness calls `acc_norm`).
 
 The held-out documents are exactly the validation split of the token shards (the same hash rule), so no item's
 text was seen in pretraining.
@@ -29,7 +29,7 @@ _MARKUP = tuple("*#_|>=-[{<")  # speaker names, headings, stage directions, tabl
 class ClozeItem:
     context: str  # the preceding lines, each ending with a newline
     choices: tuple[str, ...]
-    answer: int  # index of the true next line in ``choices``
+    answer: int  # index of the true next line in `choices`
     doc: int  # index of the held-out document it came from
 
 
@@ -59,8 +59,8 @@ def build_cloze_items(
     seed: int = 0,
     far: int = 50,
 ) -> list[ClozeItem]:
-    """Up to ``n_items`` questions from ``docs`` (a seeded sample of every eligible line that has
-    ``context_lines`` non-empty lines before it). Distractors come from other documents or from more than ``far``
+    """Up to `n_items` questions from `docs` (a seeded sample of every eligible line that has
+    `context_lines` non-empty lines before it). Distractors come from other documents or from more than `far`
     lines away in the same one (a small held-out split may be a single long play), within 2/3x..3/2x of the true
     line's length where possible, so length alone gives little away."""
     rng = random.Random(seed)
@@ -94,7 +94,7 @@ def build_cloze_items(
 def choice_logprobs(
     model, tokenizer, items: Sequence[ClozeItem], batch_size: int = 32
 ) -> list[list[tuple[float, int]]]:
-    """``(sum of log-probabilities, UTF-8 bytes)`` of every choice of every item given the item's context.
+    """`(sum of log-probabilities, UTF-8 bytes)` of every choice of every item given the item's context.
 
     Each candidate is scored as the line it would be, with its closing newline; the context is cut from the left
     to fit the model's context length.

@@ -1,7 +1,7 @@
 """Language-model metrics on held-out text: cross-entropy, perplexity and bits per byte.
 
-The windows and the loss are the trainer's own (:func:`~llm_from_scratch.train.data.eval_windows`,
-:func:`~llm_from_scratch.train.trainer.evaluate`), so the report card's numbers are the numbers the training curves
+The windows and the loss are the trainer's own (`llm_from_scratch.train.data.eval_windows`,
+`llm_from_scratch.train.trainer.evaluate`), so the report card's numbers are the numbers the training curves
 show; only the set of models evaluated (base, SFT, DPO, RLHF) is new here.
 """
 
@@ -36,7 +36,7 @@ class EvalConfig:
     sample_seed: int = 0
 
     def validate(self) -> EvalConfig:
-        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        """One `ValueError` naming the field, its value and the range (the config loader calls it)."""
         return check_ranges(
             self,
             {
@@ -58,7 +58,7 @@ class EvalConfig:
 
 
 def heldout_lm_metrics(model, val_tokens: np.ndarray, bytes_per_token: float, config: EvalConfig) -> dict:
-    """``{"loss", "ppl", "bpb"}`` of ``model`` on fixed, evenly spaced windows of the validation token stream."""
+    """`{"loss", "ppl", "bpb"}` of `model` on fixed, evenly spaced windows of the validation token stream."""
     from llm_from_scratch.train.data import eval_windows
     from llm_from_scratch.train.metrics import bits_per_byte, perplexity
     from llm_from_scratch.train.trainer import evaluate

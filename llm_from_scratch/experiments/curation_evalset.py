@@ -3,7 +3,7 @@
 Every filter in this package claims to remove something; this set turns the claim into precision and recall.
 Base documents are real (news, Wikipedia, Usenet, Shakespeare scenes); the noise is injected into copies of them
 with a seeded generator: near-duplicates at measured Jaccard levels, exact duplicates, gibberish, keyword
-stuffing, bullet-list pages, boilerplate lines, PII, profane segments. Real documents are labelled ``clean``,
+stuffing, bullet-list pages, boilerplate lines, PII, profane segments. Real documents are labelled `clean`,
 which is itself an assumption: when a filter rejects one, the chapter looks at it instead of trusting the label.
 """
 
@@ -76,7 +76,7 @@ def base_documents(per_source: int = 60, seed: int = 0) -> list[Document]:
 
 
 def perturb_to_jaccard(text: str, target: float, rng: np.random.Generator, hasher: ShingleHasher) -> tuple[str, float]:
-    """Replace random words until the exact Jaccard of the shingle sets drops to ``target`` or just below."""
+    """Replace random words until the exact Jaccard of the shingle sets drops to `target` or just below."""
     words = text.split(" ")
     orig = hasher(text)
     current, j = text, 1.0
@@ -98,7 +98,7 @@ def perturb_to_jaccard(text: str, target: float, rng: np.random.Generator, hashe
 
 
 def build_eval_set(per_source: int = 60, seed: int = 0) -> list[EvalDoc]:
-    """Clean real documents plus injected noise (sizes scale with ``per_source``).
+    """Clean real documents plus injected noise (sizes scale with `per_source`).
 
     Two thirds of the real documents are the clean set and the originals of the duplicates; the other third is a
     reserve that the profane and repeated-line documents are made from, so those are not near-copies of a clean
@@ -240,7 +240,7 @@ def evaluate_stages(items: list[EvalDoc], config=None, scorers: dict | None = No
     """Precision and recall of every stage applied *alone* to the whole labelled set (after extraction), so one
     stage's score does not depend on what an earlier stage already removed.
 
-    Quality rules are scored against the low-quality kinds, toxicity against ``profane``, dedup against the copies
+    Quality rules are scored against the low-quality kinds, toxicity against `profane`, dedup against the copies
     (the originals come first in the stream), boilerplate and PII at the level of injected lines and strings.
     """
     from llm_from_scratch.data import filters

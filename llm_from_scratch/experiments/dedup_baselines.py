@@ -1,5 +1,5 @@
 """datasketch, the production MinHash/LSH library, as the reference the dedup chapter and benchmark compare with
-(same shingles, same number of permutations, same bands x rows). Book-only: ``datasketch`` is a book/test dependency.
+(same shingles, same number of permutations, same bands x rows). Book-only: `datasketch` is a book/test dependency.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from llm_from_scratch.data.dedup import shingle_strings
 
 
 def datasketch_minhashes(texts: Sequence[str], n: int = 5, num_perm: int = 128, method: str = "bulk", seed: int = 1):
-    """datasketch ``MinHash`` objects for ``texts`` with the same shingles (``update`` loop or ``MinHash.bulk``)."""
+    """datasketch `MinHash` objects for `texts` with the same shingles (`update` loop or `MinHash.bulk`)."""
     from datasketch import MinHash
 
     shingles = [shingle_strings(t, n) for t in texts]
@@ -32,7 +32,7 @@ def datasketch_minhashes(texts: Sequence[str], n: int = 5, num_perm: int = 128, 
 
 
 def datasketch_candidates(minhashes, bands: int = 20, rows: int = 6, threshold: float = 0.8) -> set[tuple[int, int]]:
-    """Candidate pairs from datasketch's ``MinHashLSH`` with the same bands x rows."""
+    """Candidate pairs from datasketch's `MinHashLSH` with the same bands x rows."""
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=threshold, num_perm=minhashes[0].hashvalues.size, params=(bands, rows))

@@ -1,9 +1,9 @@
 """The distributed jobs the tests, the benchmark and the chapter launch with
-``torchrun --standalone --nproc_per_node=2 -m llm_from_scratch.experiments.distributed_harness TASK --out result.json``.
+`torchrun --standalone --nproc_per_node=2 -m llm_from_scratch.experiments.distributed_harness TASK --out result.json`.
 
 Every task compares a parallel run with the single-process computation it must equal (each rank can afford the
-tiny model whole), and rank 0 writes the differences as JSON. Tasks: ``ddp``, ``fsdp``, ``tp``, ``dtensor``,
-``pipeline``, ``bench``, ``fault``, and ``train``, which runs the real trainer with ``parallel=...``.
+tiny model whole), and rank 0 writes the differences as JSON. Tasks: `ddp`, `fsdp`, `tp`, `dtensor`,
+`pipeline`, `bench`, `fault`, and `train`, which runs the real trainer with `parallel=...`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from llm_from_scratch.utils import seed_everything
 
 
 def run_worker(task: str, *args: str, nproc_per_node: int = 2, timeout_s: float = 300.0) -> dict:
-    """Launch this harness's ``TASK ARGS`` under torchrun and return rank 0's JSON result."""
+    """Launch this harness's `TASK ARGS` under torchrun and return rank 0's JSON result."""
     import json
 
     from llm_from_scratch.distributed.launch import run_torchrun
@@ -53,7 +53,7 @@ def random_batch(config: ModelConfig, batch: int, seq: int, seed: int) -> tuple[
 
 
 def my_slice(t: torch.Tensor, env: DistEnv, parts: int = 1, part: int = 0) -> torch.Tensor:
-    """Rank ``r``'s share of a global batch (micro-batch ``part`` of ``parts``)."""
+    """Rank `r`'s share of a global batch (micro-batch `part` of `parts`)."""
     n = t.shape[0] // (env.world_size * parts)
     start = (env.rank * parts + part) * n
     return t[start : start + n]
@@ -299,7 +299,7 @@ def task_bench(env: DistEnv, args) -> dict:
 
 
 def task_fault(env: DistEnv, args) -> dict:
-    """``--mode crash``: rank 1 raises before a collective; ``--mode hang``: rank 1 never joins it. Rank 0 must
+    """`--mode crash`: rank 1 raises before a collective; `--mode hang`: rank 1 never joins it. Rank 0 must
     end with an error (the job fails), never wait forever."""
     t = torch.ones(4)
     if env.rank == 1:
@@ -329,8 +329,8 @@ def synthetic_text(n_words: int = 6000, seed: int = 0) -> str:
 
 
 def train_setup(args, env: DistEnv | None = None):
-    """``(model_config, data, train_config)`` of the ``train`` task; a test builds the single-process reference
-    from the same arguments (``parse_args([...])``) with no process group."""
+    """`(model_config, data, train_config)` of the `train` task; a test builds the single-process reference
+    from the same arguments (`parse_args([...])`) with no process group."""
     from llm_from_scratch.pipeline import Artifacts
     from llm_from_scratch.train.data import char_data
     from llm_from_scratch.train.trainer import TrainConfig
@@ -373,10 +373,10 @@ def curve_diff(a: dict, b: dict) -> float:
 
 
 def task_train(env: DistEnv, args) -> dict:
-    """The real trainer (``llm_from_scratch.train.trainer.train``, what ``pretrain --parallel`` runs) on the tiny
-    model for each strategy of ``--parallel`` (comma-separated), with ``--batch`` sequences per rank. Optional
-    checks: ``--check-checkpoint`` (the final checkpoint, loaded by a single process, gives the distributed model's
-    logits) and ``--resume A:B`` (a run under A stopped after ``--resume-at`` steps and resumed under B reproduces
+    """The real trainer (`llm_from_scratch.train.trainer.train`, what `pretrain --parallel` runs) on the tiny
+    model for each strategy of `--parallel` (comma-separated), with `--batch` sequences per rank. Optional
+    checks: `--check-checkpoint` (the final checkpoint, loaded by a single process, gives the distributed model's
+    logits) and `--resume A:B` (a run under A stopped after `--resume-at` steps and resumed under B reproduces
     the uninterrupted run under A)."""
     from llm_from_scratch.model.checkpoint import load_model
     from llm_from_scratch.train.checkpoint import latest_checkpoint

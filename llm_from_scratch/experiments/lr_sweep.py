@@ -25,8 +25,8 @@ def lr_range_test(
     seed: int = 0,
     diverge_factor: float = 4.0,
 ) -> list[tuple[float, float]]:
-    """Train once while the learning rate grows geometrically from ``min_lr`` to ``max_lr``; return
-    ``(lr, smoothed loss)`` pairs, stopping early once the loss exceeds ``diverge_factor`` times its minimum.
+    """Train once while the learning rate grows geometrically from `min_lr` to `max_lr`; return
+    `(lr, smoothed loss)` pairs, stopping early once the loss exceeds `diverge_factor` times its minimum.
 
     The loss falls faster as the rate grows, flattens, then blows up; the usable peak sits somewhat below the
     point where the curve turns up.

@@ -11,7 +11,7 @@ from llm_from_scratch.train.optim import AdamW, param_groups
 def parity_with_torch(
     model_config, data: TokenData, steps: int = 1000, batch_size: int = 4, block_size: int = 32, lr: float = 3e-3
 ) -> dict:
-    """Train two copies of one Transformer side by side, one with our AdamW and one with ``torch.optim.AdamW``,
+    """Train two copies of one Transformer side by side, one with our AdamW and one with `torch.optim.AdamW`,
     on the same batches; return the largest parameter and loss differences seen and the first/last loss."""
     from llm_from_scratch.model import Transformer
 
@@ -50,13 +50,13 @@ def decay_under_noise(
     n: int = 1000,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
-    """Two groups of ``n`` weights start at 1 and receive zero-mean gradient noise of very different sizes, so
+    """Two groups of `n` weights start at 1 and receive zero-mean gradient noise of very different sizes, so
     decay is the only systematic force. Returns, per optimiser, the mean weight of each group after every step,
-    shape ``[steps + 1, 2]`` (the mean over many weights averages the random walk of the noise away).
+    shape `[steps + 1, 2]` (the mean over many weights averages the random walk of the noise away).
 
-    With the L2 penalty inside Adam the decay term is divided by ``sqrt(v)`` like the gradient: the weight whose
-    gradients are large is hardly decayed, the quiet one is decayed at the full step size ``lr`` per step.
-    Decoupled decay shrinks both by the same factor ``1 - lr * weight_decay`` per step.
+    With the L2 penalty inside Adam the decay term is divided by `sqrt(v)` like the gradient: the weight whose
+    gradients are large is hardly decayed, the quiet one is decayed at the full step size `lr` per step.
+    Decoupled decay shrinks both by the same factor `1 - lr * weight_decay` per step.
     """
     scales = torch.tensor(grad_scales).unsqueeze(1)
     out = {}

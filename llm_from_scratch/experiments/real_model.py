@@ -1,5 +1,5 @@
-"""Measurements of chapter 17 and ``benchmarks/bench_inference.py``: bits per byte of any model + tokenizer on
-real text, decode speed, the machine's read bandwidth, greedy agreement, tokenizer agreement with ``tokenizers``."""
+"""Measurements of chapter 17 and `benchmarks/bench_inference.py`: bits per byte of any model + tokenizer on
+real text, decode speed, the machine's read bandwidth, greedy agreement, tokenizer agreement with `tokenizers`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from llm_from_scratch.model.quant import quantize_model, weight_bytes
 
 def validation_text(max_chars: int = 40_000) -> str:
     """Held-out-style real text neither model was tuned on here: the opening of gensim's ABC news articles and of
-    its Wikipedia sample (the same sources the book's corpus draws from), ``max_chars`` of each."""
+    its Wikipedia sample (the same sources the book's corpus draws from), `max_chars` of each."""
     from llm_from_scratch.data.sources import news_articles, wikipedia_sample
 
     news = "\n\n".join(d.text for d in itertools.islice(news_articles(), 200))[:max_chars]
@@ -28,7 +28,7 @@ def validation_text(max_chars: int = 40_000) -> str:
 
 @torch.inference_mode()
 def bits_per_byte(model, tokenizer, text: str, window: int = 256, max_windows: int = 16) -> float:
-    """Cross-entropy in bits per UTF-8 byte of the predicted tokens, over non-overlapping windows of ``text``.
+    """Cross-entropy in bits per UTF-8 byte of the predicted tokens, over non-overlapping windows of `text`.
 
     Bits per byte compares models whose tokenizers differ: a token's loss is charged to the bytes it spells.
     """
@@ -46,12 +46,12 @@ def bits_per_byte(model, tokenizer, text: str, window: int = 256, max_windows: i
 
 
 def quantized_copy(model, kind: str):
-    """A copy of ``model`` with its linear layers replaced (``"fp32"`` kernel, ``"int8"``, ``"q4"``)."""
+    """A copy of `model` with its linear layers replaced (`"fp32"` kernel, `"int8"`, `"q4"`)."""
     return quantize_model(copy.deepcopy(model), kind)
 
 
 def decode(model, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """Greedy tokens after ``prompt_ids`` and the decode speed in tokens/s (prefill excluded)."""
+    """Greedy tokens after `prompt_ids` and the decode speed in tokens/s (prefill excluded)."""
     idx = torch.tensor([prompt_ids])
     generate(model, idx, 1)  # prefill + first token: warms the caches and the kernels
     start = time.perf_counter()
@@ -64,7 +64,7 @@ def decode(model, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], fl
 
 
 def hf_decode(hf_model, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """The same for Hugging Face ``generate`` (greedy, KV cache, no stop token)."""
+    """The same for Hugging Face `generate` (greedy, KV cache, no stop token)."""
     idx = torch.tensor([prompt_ids])
     kw = {"do_sample": False, "pad_token_id": 0, "eos_token_id": None}
     with torch.inference_mode():
@@ -79,8 +79,8 @@ def hf_decode(hf_model, prompt_ids: list[int], new_tokens: int) -> tuple[list[in
 
 
 def read_bandwidth(gib: float = 1.0, trials: int = 5) -> float:
-    """The machine's streaming read bandwidth in bytes/s: the median time to sum a ``gib`` GiB fp32 tensor (far
-    larger than any cache), at the current ``torch`` thread count."""
+    """The machine's streaming read bandwidth in bytes/s: the median time to sum a `gib` GiB fp32 tensor (far
+    larger than any cache), at the current `torch` thread count."""
     big = torch.ones(int(gib * 2**30) // 4)
     big.sum()
     times = []
@@ -92,7 +92,7 @@ def read_bandwidth(gib: float = 1.0, trials: int = 5) -> float:
 
 
 def agreement(a: list[int], b: list[int]) -> float:
-    """The fraction of ``a`` that ``b`` reproduces before the first difference (greedy outputs diverge for good)."""
+    """The fraction of `a` that `b` reproduces before the first difference (greedy outputs diverge for good)."""
     n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     return n / max(len(a), 1)
 
@@ -102,8 +102,8 @@ def bytes_per_token(model) -> int:
 
 
 def reference_tokenizer(metadata: dict):
-    """Hugging Face ``tokenizers`` built from the GGUF file's vocabulary, merges and control tokens, with SmolLM2's
-    own pre-tokenizer (its ``tokenizer.json``: single digits, then GPT-2's byte-level regex)."""
+    """Hugging Face `tokenizers` built from the GGUF file's vocabulary, merges and control tokens, with SmolLM2's
+    own pre-tokenizer (its `tokenizer.json`: single digits, then GPT-2's byte-level regex)."""
     from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 
     tokens = metadata["tokenizer.ggml.tokens"]
@@ -118,7 +118,7 @@ def reference_tokenizer(metadata: dict):
 
 
 def tokenizer_mismatches(ours, reference, texts: list[str]) -> tuple[int, int]:
-    """``(documents whose ids differ, tokens compared)`` between our tokenizer and a ``tokenizers`` one."""
+    """`(documents whose ids differ, tokens compared)` between our tokenizer and a `tokenizers` one."""
     theirs = [e.ids for e in reference.encode_batch(texts, add_special_tokens=False)]
     mine = [ours.encode(t) for t in texts]
     return sum(a != b for a, b in zip(mine, theirs, strict=True)), sum(map(len, mine))

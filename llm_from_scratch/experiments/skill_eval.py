@@ -1,6 +1,6 @@
-"""The capability measurement of chapters 13-15 and ``bench_align.py``: held-out accuracy on the verifiable skill.
+"""The capability measurement of chapters 13-15 and `bench_align.py`: held-out accuracy on the verifiable skill.
 
-Each model stage of a resolver (``base``, ``sft``, ``rlhf``, ``dpo``) answers the same held-out problems greedily;
+Each model stage of a resolver (`base`, `sft`, `rlhf`, `dpo`) answers the same held-out problems greedily;
 the exact check scores them; the KL to the SFT model (the start of RL and DPO) is estimated on samples. Cached by
 the model's key and the skill's config, like any evaluation of the resolver.
 """
@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 
 def skill_evaluation(art, stage: str) -> dict:
-    """``{"accuracy", "problems", "kl_to_sft", "replies", "correct", "chance"}`` of one model stage."""
+    """`{"accuracy", "problems", "kl_to_sft", "replies", "correct", "chance"}` of one model stage."""
     from llm_from_scratch.align.skill import chance_accuracy, heldout_problems, skill_accuracy
 
     name = {"base": "pretrain"}.get(stage, stage)
@@ -43,7 +43,7 @@ def skill_evaluation(art, stage: str) -> dict:
 
 
 def grpo_ablation(art, variants: dict[str, dict]) -> list[dict]:
-    """One GRPO run per ``{label: rlhf overrides}``, each evaluated on the held-out problems."""
+    """One GRPO run per `{label: rlhf overrides}`, each evaluated on the held-out problems."""
     rows = []
     for label, overrides in variants.items():
         variant = art.replace(rlhf=overrides)
@@ -54,7 +54,7 @@ def grpo_ablation(art, variants: dict[str, dict]) -> list[dict]:
 
 
 def dpo_skill_sweep(art, field: str, values: tuple[float, ...]) -> list[dict]:
-    """One DPO run per value of ``DPOConfig.field``: held-out accuracy, KL to SFT, the final implicit-reward margin."""
+    """One DPO run per value of `DPOConfig.field`: held-out accuracy, KL to SFT, the final implicit-reward margin."""
     rows = []
     for value in values:
         variant = art.replace(dpo={field: value})

@@ -1,10 +1,10 @@
 """The CPU speedrun: wall time to nanoGPT's validation loss of 1.88 on tiny-shakespeare at the character level.
 
-The reference is nanoGPT's CPU recipe (``config/train_shakespeare_char.py`` with the README's CPU overrides):
+The reference is nanoGPT's CPU recipe (`config/train_shakespeare_char.py` with the README's CPU overrides):
 a GPT-2-style model of 4 layers, 4 heads, 128 dimensions, context 64, batch 12, AdamW at lr 1e-3 (beta2 0.99,
 weight decay 0.1, 100 warmup steps, cosine to 1e-4 at 2000 steps), no dropout, no biases. Ours is the book's
-``Transformer`` and trainer with the improvements of the speedrun chapter; a :class:`Recipe` is one row of the
-ablation table. Both train through ``llm_from_scratch.train.trainer.train`` on one thread, so the only
+`Transformer` and trainer with the improvements of the speedrun chapter; a `Recipe` is one row of the
+ablation table. Both train through `llm_from_scratch.train.trainer.train` on one thread, so the only
 differences are the ones a row names.
 """
 
@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def tinyshakespeare_path() -> Path:
     """Karpathy's tiny-shakespeare (1,115,394 characters). No PyPI package ships this exact file, so it is read
-    from ``$LLM_FROM_SCRATCH_TINYSHAKESPEARE`` or ``../shared/data/tinyshakespeare.txt`` next to the repository."""
+    from `$LLM_FROM_SCRATCH_TINYSHAKESPEARE` or `../shared/data/tinyshakespeare.txt` next to the repository."""
     path = Path(os.environ.get(TEXT_ENV) or REPO_ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
     if not path.is_file():
         raise FileNotFoundError(
@@ -43,12 +43,12 @@ def tinyshakespeare_path() -> Path:
 
 
 def speedrun_data(path: Path | None = None) -> TokenData:
-    """The text at the character level: first 90 % train, last 10 % validation (nanoGPT's ``prepare.py``)."""
+    """The text at the character level: first 90 % train, last 10 % validation (nanoGPT's `prepare.py`)."""
     return char_data((path or tinyshakespeare_path()).read_text(encoding="utf-8"), val_frac=0.1)
 
 
 class GPT2Block(nn.Module):
-    """nanoGPT's ``Block`` with ``bias=False``: LayerNorm, multi-head attention, LayerNorm, a 4x GELU MLP."""
+    """nanoGPT's `Block` with `bias=False`: LayerNorm, multi-head attention, LayerNorm, a 4x GELU MLP."""
 
     def __init__(self, d: int, n_heads: int) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class GPT2Block(nn.Module):
 
 
 class GPT2Reference(nn.Module):
-    """nanoGPT's ``GPT``: token + learned position embeddings, blocks, final LayerNorm, head tied to the embedding;
+    """nanoGPT's `GPT`: token + learned position embeddings, blocks, final LayerNorm, head tied to the embedding;
     N(0, 0.02) init with the residual projections at 0.02 / sqrt(2 n_layers)."""
 
     def __init__(self, config: ModelConfig) -> None:
@@ -115,7 +115,7 @@ NANOGPT = TrainConfig(
 
 @dataclass(frozen=True)
 class Recipe:
-    """One row of the ablation table: an architecture (``gpt2`` = the reference, ``llama`` = the book's) with a
+    """One row of the ablation table: an architecture (`gpt2` = the reference, `llama` = the book's) with a
     shape and model options, and a training config."""
 
     name: str
@@ -158,9 +158,9 @@ def race(
     rounds: int = 10,
     threads: int = 1,
 ) -> list[dict]:
-    """Train every recipe, alternating: each of ``rounds`` rounds advances every run by a tenth of its budget
+    """Train every recipe, alternating: each of `rounds` rounds advances every run by a tenth of its budget
     (stop, checkpoint, resume: bit-identical to one uninterrupted run), so a change in the machine's background load
-    hits all recipes alike. Returns one :func:`summary` per recipe."""
+    hits all recipes alike. Returns one `summary` per recipe."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)  # one thread: the result does not depend on the machine's core count
     results = {}
@@ -194,12 +194,12 @@ def race(
 
 
 def time_to_target(recipe: Recipe, data: TokenData, target: float = TARGET_VAL_LOSS, **kwargs) -> dict:
-    """One recipe alone: :func:`race` of one."""
+    """One recipe alone: `race` of one."""
     return race([recipe], data, target, **kwargs)[0]
 
 
 def summary(recipe: Recipe, records: list[dict], target: float = TARGET_VAL_LOSS) -> dict:
-    """The training seconds (evaluation excluded) until the first evaluation at or below ``target`` (``None`` if
+    """The training seconds (evaluation excluded) until the first evaluation at or below `target` (`None` if
     never), the step of that evaluation, and the final validation loss at the recipe's step budget."""
     elapsed = {r["step"]: r["elapsed"] for r in records if "elapsed" in r}
     evals = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
@@ -218,7 +218,7 @@ def summary(recipe: Recipe, records: list[dict], target: float = TARGET_VAL_LOSS
 
 
 def _recipe(name: str, base: Recipe, model_options: dict | None = None, **train_changes) -> Recipe:
-    """``base`` with one more change: a row of the ablation builds on the row before it."""
+    """`base` with one more change: a row of the ablation builds on the row before it."""
     options = {**base.model_options, **(model_options or {})}
     return dataclasses.replace(
         base, name=name, model_options=options, train=dataclasses.replace(base.train, **train_changes)
@@ -246,15 +246,15 @@ BEST = SHORT  # the recipe bench_speedrun.py races against the reference
 
 
 def seconds_to(summary_row: dict, loss: float) -> float | None:
-    """Training seconds until a row's first evaluation at or below ``loss`` (``None`` if never): the time to
+    """Training seconds until a row's first evaluation at or below `loss` (`None` if never): the time to
     another finish line, read from the stored curve (for instance the reference's own final loss, when the
     reference does not reach nanoGPT's 1.88 on these validation windows)."""
     return next((seconds for step, val, seconds in summary_row["curve"] if step > 0 and val <= loss), None)
 
 
 def add_ratios(rows: list[dict]) -> dict:
-    """Time ratios against ``rows[0]`` (the reference), in place: at the target (``time_ratio``, ``None`` if either
-    misses it) and at the reference's final loss (``time_ratio_at_reference_final``). Returns the finish lines."""
+    """Time ratios against `rows[0]` (the reference), in place: at the target (`time_ratio`, `None` if either
+    misses it) and at the reference's final loss (`time_ratio_at_reference_final`). Returns the finish lines."""
     ref = rows[0]
     finish = ref["final_val_loss"]
     ref_at_finish = seconds_to(ref, finish)

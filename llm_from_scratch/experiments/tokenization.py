@@ -20,11 +20,11 @@ def split_documents(texts: Sequence[str], val_fraction: float = 0.05) -> tuple[l
 
 
 def compression_curve(train: Sequence[str], val: Sequence[str], sizes: dict[str, Sequence[int]]) -> list[dict]:
-    """Bytes per token on ``val`` for each tokenizer kind (``"ours"``, ``"spm-bpe"``, ``"spm-unigram"``) at each of
-    its vocabulary sizes, trained on ``train``, with the training time in seconds.
+    """Bytes per token on `val` for each tokenizer kind (`"ours"`, `"spm-bpe"`, `"spm-unigram"`) at each of
+    its vocabulary sizes, trained on `train`, with the training time in seconds.
 
-    The from-scratch BPE is trained once, to its largest size, and cut down with :meth:`BPETokenizer.truncated`
-    (its ``train_s`` is that one run); sentencepiece is trained once per size, because its unigram model prunes a
+    The from-scratch BPE is trained once, to its largest size, and cut down with `BPETokenizer.truncated`
+    (its `train_s` is that one run); sentencepiece is trained once per size, because its unigram model prunes a
     large seed vocabulary, so two sizes differ in more than their last merges.
     """
     from llm_from_scratch.tokenizer.bpe import train_tokenizer
@@ -53,7 +53,7 @@ def compression_curve(train: Sequence[str], val: Sequence[str], sizes: dict[str,
 
 
 def pieces(tokenizer, text: str) -> list[str]:
-    """The text of each token of ``text``; a token that is not whole UTF-8 characters shows as ``<0xNN..>``."""
+    """The text of each token of `text`; a token that is not whole UTF-8 characters shows as `<0xNN..>`."""
     out = []
     for i in tokenizer.encode(text):
         piece = tokenizer.decode([i])
@@ -67,7 +67,7 @@ def pieces(tokenizer, text: str) -> list[str]:
 
 
 def show(tokenizer, text: str) -> str:
-    """``text`` cut into its tokens, ``|`` between them, and the count."""
+    """`text` cut into its tokens, `|` between them, and the count."""
     p = pieces(tokenizer, text)
     return f"{len(p):3d} tokens: " + "|".join(p)
 

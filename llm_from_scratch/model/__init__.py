@@ -1,7 +1,7 @@
 """Stage 3 of the pipeline: the model. A Llama-style decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU),
-KV-cached generation, and export to / import from Hugging Face ``LlamaForCausalLM``.
+KV-cached generation, and export to / import from Hugging Face `LlamaForCausalLM`.
 
-``from llm_from_scratch.model import ModelConfig, Transformer, generate`` is the contract the training
+`from llm_from_scratch.model import ModelConfig, Transformer, generate` is the contract the training
 and alignment stages build on.
 """
 

@@ -13,8 +13,8 @@ from llm_from_scratch.model.rope import apply_rope
 
 
 def stable_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """``exp(s - max s) / sum exp(s - max s)``: the same value as the textbook softmax, but ``exp`` never
-    overflows, and a fully masked entry (``-inf``) becomes exactly 0."""
+    """`exp(s - max s) / sum exp(s - max s)`: the same value as the textbook softmax, but `exp` never
+    overflows, and a fully masked entry (`-inf`) becomes exactly 0."""
     shifted = scores - scores.amax(dim=dim, keepdim=True)
     weights = shifted.exp()
     return weights / weights.sum(dim=dim, keepdim=True)
@@ -23,10 +23,10 @@ def stable_softmax(scores: torch.Tensor, dim: int = -1) -> torch.Tensor:
 def causal_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, return_weights: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Scaled dot-product attention with a causal mask, written out (``[B, H, T, d]`` inputs).
+    """Scaled dot-product attention with a causal mask, written out (`[B, H, T, d]` inputs).
 
-    Query ``i`` may look at keys ``j <= i`` only; the others get a score of ``-inf`` before the softmax, hence a
-    weight of 0. The ``1 / sqrt(d)`` keeps the scores' variance near 1 so the softmax does not saturate.
+    Query `i` may look at keys `j <= i` only; the others get a score of `-inf` before the softmax, hence a
+    weight of 0. The `1 / sqrt(d)` keeps the scores' variance near 1 so the softmax does not saturate.
     """
     T, S = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
@@ -38,10 +38,10 @@ def causal_attention(
 
 
 class KVCache:
-    """Pre-allocated keys and values of every layer for ``batch_size`` sequences of up to ``max_len`` tokens.
+    """Pre-allocated keys and values of every layer for `batch_size` sequences of up to `max_len` tokens.
 
     The buffers are allocated once ("static" cache): decoding one token writes one slice per layer and reads a
-    view, with no ``torch.cat`` re-allocating a growing tensor at every step.
+    view, with no `torch.cat` re-allocating a growing tensor at every step.
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class KVCache:
         self.pos = 0  # number of positions already stored
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this step's ``k``, ``v`` (``[B, n_kv_heads, T, d]``) and return all keys and values so far."""
+        """Store this step's `k`, `v` (`[B, n_kv_heads, T, d]`) and return all keys and values so far."""
         end = self.pos + k.shape[2]
         if end > self.max_len:
             raise ValueError(f"KVCache is full: {end} positions requested, {self.max_len} allocated")
@@ -74,8 +74,8 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     """Multi-head attention with grouped-query heads, RoPE, one fused QKV projection and PyTorch's fused kernel.
 
-    ``n_heads`` query heads share ``n_kv_heads`` key/value heads (Ainslie et al. 2023): the KV cache shrinks by
-    ``n_heads / n_kv_heads`` at almost no quality cost. The QKV weight stacks ``[W_q; W_k; W_v]`` row-wise, so the
+    `n_heads` query heads share `n_kv_heads` key/value heads (Ainslie et al. 2023): the KV cache shrinks by
+    `n_heads / n_kv_heads` at almost no quality cost. The QKV weight stacks `[W_q; W_k; W_v]` row-wise, so the
     HF export only has to split it.
     """
 

@@ -2,15 +2,15 @@
 
 A model folder holds
 
-- ``model.safetensors``: the weights; tensors that share storage (a tied output head) are stored once and the
+- `model.safetensors`: the weights; tensors that share storage (a tied output head) are stored once and the
   alias is kept in the file's metadata, because safetensors refuses shared storage;
-- ``config.json``: the ``ModelConfig`` fields, so the model can be rebuilt without the code that trained it;
-- ``manifest.json``: the SHA-256 of ``model.safetensors`` (checked on load) and the fingerprint of the tokenizer
+- `config.json`: the `ModelConfig` fields, so the model can be rebuilt without the code that trained it;
+- `manifest.json`: the SHA-256 of `model.safetensors` (checked on load) and the fingerprint of the tokenizer
   the model was trained with (a model read with another tokenizer answers gibberish, so that is refused).
 
-A Hugging Face Llama folder written by :func:`llm_from_scratch.model.hf.export_hf` (``"model_type": "llama"`` in its
-``config.json``) loads through the same :func:`load_model`. Training checkpoints
-(:mod:`llm_from_scratch.train.checkpoint`) are model folders plus the optimiser and RNG state.
+A Hugging Face Llama folder written by `llm_from_scratch.model.hf.export_hf` (`"model_type": "llama"` in its
+`config.json`) loads through the same `load_model`. Training checkpoints
+(`llm_from_scratch.train.checkpoint`) are model folders plus the optimiser and RNG state.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class CheckpointError(RuntimeError):
 
 
 def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The state dict with shared tensors (a tied head) kept once, plus ``{alias: stored name}``."""
+    """The state dict with shared tensors (a tied head) kept once, plus `{alias: stored name}`."""
     tensors, aliases, seen = {}, {}, {}
     for name, t in model.state_dict().items():
         key = (t.data_ptr(), t.shape, t.stride()) if t.numel() else (name,)
@@ -59,16 +59,16 @@ def model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, 
 def save_model(
     directory: str | os.PathLike, model: nn.Module, config: Any = None, tokenizer_fingerprint: str | None = None
 ) -> Path:
-    """Write a model folder (weights, ``config.json``, manifest) atomically; ``config`` defaults to ``model.config``.
+    """Write a model folder (weights, `config.json`, manifest) atomically; `config` defaults to `model.config`.
 
-    Pass ``tokenizer_fingerprint`` (``tokenizer.fingerprint``) for every model trained on tokens, so that
-    :func:`load_model` can refuse the wrong tokenizer."""
+    Pass `tokenizer_fingerprint` (`tokenizer.fingerprint`) for every model trained on tokens, so that
+    `load_model` can refuse the wrong tokenizer."""
     config = model.config if config is None else config
     return write_dir(Path(directory), lambda tmp: write_model_files(tmp, model, config, tokenizer_fingerprint))
 
 
 def write_model_files(tmp: Path, model: nn.Module, config: Any, tokenizer_fingerprint: str | None) -> dict[str, str]:
-    """Write the three files of a model folder into ``tmp``; return ``{file: sha256}`` of the weights."""
+    """Write the three files of a model folder into `tmp`; return `{file: sha256}` of the weights."""
     tensors, aliases = model_tensors(model)
     save_file(tensors, tmp / MODEL_FILE, metadata={"format": "llm_from_scratch", "aliases": json.dumps(aliases)})
     cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
@@ -87,7 +87,7 @@ def read_config(directory: str | os.PathLike) -> dict:
 
 
 def recorded_fingerprint(directory: str | os.PathLike) -> str | None:
-    """The tokenizer fingerprint a model folder was saved with (``None`` for folders that recorded none)."""
+    """The tokenizer fingerprint a model folder was saved with (`None` for folders that recorded none)."""
     directory = Path(directory)
     for name in (MANIFEST_FILE, "train_state.json"):  # older training checkpoints kept it in their state only
         if (directory / name).is_file():
@@ -98,7 +98,7 @@ def recorded_fingerprint(directory: str | os.PathLike) -> str | None:
 
 
 def check_tokenizer(directory: str | os.PathLike, tokenizer_fingerprint: str | None, source: str = "") -> None:
-    """One :class:`CheckpointError` when ``directory`` recorded another tokenizer than ``tokenizer_fingerprint``."""
+    """One `CheckpointError` when `directory` recorded another tokenizer than `tokenizer_fingerprint`."""
     recorded = recorded_fingerprint(directory)
     if tokenizer_fingerprint is None or recorded is None or recorded == tokenizer_fingerprint:
         return
@@ -126,7 +126,7 @@ def verify_model_files(directory: str | os.PathLike) -> None:
 
 
 def load_model_weights(directory: str | os.PathLike, model: nn.Module, strict_config: bool = True) -> None:
-    """Load ``model.safetensors`` into ``model`` after checking ``config.json`` against ``model.config``."""
+    """Load `model.safetensors` into `model` after checking `config.json` against `model.config`."""
     directory = Path(directory)
     verify_model_files(directory)
     if strict_config and hasattr(model, "config"):
@@ -156,9 +156,9 @@ def load_model_weights(directory: str | os.PathLike, model: nn.Module, strict_co
 
 
 def load_model(directory: str | os.PathLike, device: str = "cpu", tokenizer_fingerprint: str | None = None):
-    """A ``Transformer`` in eval mode from a model folder (ours or Hugging Face Llama).
+    """A `Transformer` in eval mode from a model folder (ours or Hugging Face Llama).
 
-    With ``tokenizer_fingerprint``, a folder that recorded another tokenizer is refused (:func:`check_tokenizer`)."""
+    With `tokenizer_fingerprint`, a folder that recorded another tokenizer is refused (`check_tokenizer`)."""
     from llm_from_scratch.model.config import ModelConfig
     from llm_from_scratch.model.transformer import Transformer
 
@@ -191,7 +191,7 @@ def load_model(directory: str | os.PathLike, device: str = "cpu", tokenizer_fing
 
 
 def write_dir(final: Path, write: Callable[[Path], Any]) -> Path:
-    """Build a directory under a temporary name next to ``final``, fsync it, then rename it into place."""
+    """Build a directory under a temporary name next to `final`, fsync it, then rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
@@ -219,7 +219,7 @@ def write_dir(final: Path, write: Callable[[Path], Any]) -> Path:
 
 
 def clean_stale_temps(final: Path) -> None:
-    """Remove temporary copies of ``final`` left by a writer that was killed (they are never read).
+    """Remove temporary copies of `final` left by a writer that was killed (they are never read).
 
     Only temporaries of this one folder: another writer's folder next to it may be in progress."""
     for p in final.parent.glob(f".{final.name}.*.tmp"):

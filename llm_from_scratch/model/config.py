@@ -12,12 +12,12 @@ ROPE_SCALINGS = (None, "linear", "ntk", "yarn")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A Llama-style decoder: token embeddings, ``n_layers`` pre-norm blocks (RMSNorm, attention with RoPE,
+    """A Llama-style decoder: token embeddings, `n_layers` pre-norm blocks (RMSNorm, attention with RoPE,
     RMSNorm, SwiGLU), a final RMSNorm and a linear head onto the vocabulary.
 
-    ``n_kv_heads < n_heads`` gives grouped-query attention (``n_kv_heads == 1`` is multi-query attention).
-    ``rope_scaling`` stretches RoPE at inference to run beyond ``rope_original_context`` (the training context):
-    ``"linear"`` (position interpolation), ``"ntk"`` (NTK-aware base change) or ``"yarn"``, by ``rope_factor``.
+    `n_kv_heads < n_heads` gives grouped-query attention (`n_kv_heads == 1` is multi-query attention).
+    `rope_scaling` stretches RoPE at inference to run beyond `rope_original_context` (the training context):
+    `"linear"` (position interpolation), `"ntk"` (NTK-aware base change) or `"yarn"`, by `rope_factor`.
     """
 
     vocab_size: int = 8192
@@ -44,7 +44,7 @@ class ModelConfig:
         return self.d_model // self.n_heads
 
     def validate(self) -> ModelConfig:
-        """Raise a ``ValueError`` that names the field and the fix if the shapes cannot fit together."""
+        """Raise a `ValueError` that names the field and the fix if the shapes cannot fit together."""
         positive = ("vocab_size", "context_length", "d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden")
         for name in positive:
             value = getattr(self, name)
@@ -82,11 +82,11 @@ class ModelConfig:
         return self
 
     def replace(self, **changes) -> ModelConfig:
-        """A copy with some fields changed (validated), e.g. ``config.replace(dropout=0.0)``."""
+        """A copy with some fields changed (validated), e.g. `config.replace(dropout=0.0)`."""
         return dataclasses.replace(self, **changes).validate()
 
     def with_context_extension(self, kind: str, factor: float) -> ModelConfig:
-        """The config for running a model trained at ``context_length`` on ``factor`` times longer inputs."""
+        """The config for running a model trained at `context_length` on `factor` times longer inputs."""
         original = self.rope_original_context or self.context_length
         return self.replace(
             rope_scaling=kind,

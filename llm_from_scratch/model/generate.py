@@ -10,10 +10,10 @@ from llm_from_scratch.model.transformer import Transformer
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
-    """Set to ``-inf`` every logit outside the ``top_k`` largest and outside the nucleus of mass ``top_p``.
+    """Set to `-inf` every logit outside the `top_k` largest and outside the nucleus of mass `top_p`.
 
     The nucleus (Holtzman et al. 2020) is the smallest set of most likely tokens whose probabilities sum to at
-    least ``top_p``: a token is dropped when the tokens ranked above it already reach ``top_p``.
+    least `top_p`: a token is dropped when the tokens ranked above it already reach `top_p`.
     """
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
@@ -35,7 +35,7 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """One token id per row of ``logits`` (``[B, vocab]``); ``temperature == 0`` is greedy (argmax)."""
+    """One token id per row of `logits` (`[B, vocab]`); `temperature == 0` is greedy (argmax)."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)
@@ -55,9 +55,9 @@ def stream(
     use_cache: bool = True,
     generator: torch.Generator | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield the next token of every sequence in ``idx`` (``[B, T]``), one ``[B]`` tensor per step.
+    """Yield the next token of every sequence in `idx` (`[B, T]`), one `[B]` tensor per step.
 
-    With ``use_cache`` the prompt is processed once (prefill) and each step feeds only the newest token; without
+    With `use_cache` the prompt is processed once (prefill) and each step feeds only the newest token; without
     it every step re-runs the whole (cropped) sequence, which is the slow reference the cache must reproduce.
     A sequence that has produced a stop token keeps emitting that token; the stream ends when all have stopped.
     """
@@ -96,6 +96,6 @@ def stream(
 
 
 def generate(model: Transformer, idx: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
-    """``idx`` followed by up to ``max_new_tokens`` generated tokens (``[B, T + n]``); arguments as :func:`stream`."""
+    """`idx` followed by up to `max_new_tokens` generated tokens (`[B, T + n]`); arguments as `stream`."""
     new = list(stream(model, idx, max_new_tokens, **kwargs))
     return torch.cat([idx, *(t[:, None] for t in new)], dim=1) if new else idx

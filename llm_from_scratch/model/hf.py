@@ -1,9 +1,9 @@
-"""Hugging Face interoperability: export to a directory ``transformers.LlamaForCausalLM.from_pretrained`` loads
-unchanged (``config.json`` + ``model.safetensors``), and import such a directory (or a loaded HF model) back.
+"""Hugging Face interoperability: export to a directory `transformers.LlamaForCausalLM.from_pretrained` loads
+unchanged (`config.json` + `model.safetensors`), and import such a directory (or a loaded HF model) back.
 
-The only differences between the two layouts are names and the fused projections: our ``attn.qkv`` is HF's
-``q_proj``, ``k_proj`` and ``v_proj`` stacked row-wise, our ``ffn.gate_up`` is ``gate_proj`` over ``up_proj``.
-Both use the half-split (``rotate_half``) RoPE layout, so no permutation of the query/key rows is needed.
+The only differences between the two layouts are names and the fused projections: our `attn.qkv` is HF's
+`q_proj`, `k_proj` and `v_proj` stacked row-wise, our `ffn.gate_up` is `gate_proj` over `up_proj`.
+Both use the half-split (`rotate_half`) RoPE layout, so no permutation of the query/key rows is needed.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CONFIG_NAME = "config.json"
 
 
 def hf_config_dict(config: ModelConfig) -> dict:
-    """The ``config.json`` of the equivalent ``LlamaForCausalLM`` (transformers 5 format: ``rope_parameters``)."""
+    """The `config.json` of the equivalent `LlamaForCausalLM` (transformers 5 format: `rope_parameters`)."""
     if getattr(config, "qk_norm", False):
         raise ValueError(
             "this model uses QK-norm, which Hugging Face's LlamaForCausalLM does not have: an export would load as a "
@@ -68,7 +68,7 @@ def hf_config_dict(config: ModelConfig) -> dict:
 
 
 def config_from_hf(hf: dict) -> ModelConfig:
-    """Our ``ModelConfig`` from a Llama ``config.json`` dict (old ``rope_theta``/``rope_scaling`` keys too)."""
+    """Our `ModelConfig` from a Llama `config.json` dict (old `rope_theta`/`rope_scaling` keys too)."""
     if hf.get("model_type") != "llama":
         raise ValueError(f"expected a Llama config (model_type 'llama'), got model_type={hf.get('model_type')!r}")
     n_heads = hf["num_attention_heads"]
@@ -125,7 +125,7 @@ def to_hf_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
 
 
 def from_hf_state_dict(hf_sd: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """HF Llama weights under our names, the projections fused; the inverse of :func:`to_hf_state_dict`."""
+    """HF Llama weights under our names, the projections fused; the inverse of `to_hf_state_dict`."""
     out = {"tok_emb.weight": hf_sd["model.embed_tokens.weight"], "norm.weight": hf_sd["model.norm.weight"]}
     out["lm_head.weight"] = hf_sd["model.embed_tokens.weight" if config.tie_embeddings else "lm_head.weight"]
     for i in range(config.n_layers):
@@ -145,8 +145,8 @@ def from_hf_state_dict(hf_sd: dict[str, torch.Tensor], config: ModelConfig) -> d
 
 
 def export_hf(model: Transformer, out_dir: str | Path, tokenizer_files: Iterable[str | Path] = ()) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` that ``LlamaForCausalLM.from_pretrained(out_dir)`` loads,
-    and copy the given tokenizer files (e.g. ``tokenizer.json``, ``tokenizer_config.json``) next to them."""
+    """Write `config.json` and `model.safetensors` that `LlamaForCausalLM.from_pretrained(out_dir)` loads,
+    and copy the given tokenizer files (e.g. `tokenizer.json`, `tokenizer_config.json`) next to them."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -159,7 +159,7 @@ def export_hf(model: Transformer, out_dir: str | Path, tokenizer_files: Iterable
 
 
 def load_hf(path: str | Path, device: str = "cpu") -> Transformer:
-    """A ``Transformer`` from a Llama checkpoint directory (``config.json`` + ``model.safetensors``)."""
+    """A `Transformer` from a Llama checkpoint directory (`config.json` + `model.safetensors`)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -176,7 +176,7 @@ def load_hf(path: str | Path, device: str = "cpu") -> Transformer:
 
 
 def from_hf_model(hf_model) -> Transformer:
-    """A ``Transformer`` with the weights of an in-memory ``LlamaForCausalLM``."""
+    """A `Transformer` with the weights of an in-memory `LlamaForCausalLM`."""
     config = config_from_hf(hf_model.config.to_dict())
     model = Transformer(config)
     model.load_state_dict(from_hf_state_dict(hf_model.state_dict(), config))
@@ -184,7 +184,7 @@ def from_hf_model(hf_model) -> Transformer:
 
 
 def to_hf_model(model: Transformer):
-    """The equivalent in-memory ``transformers.LlamaForCausalLM`` (fp32, eval mode, SDPA attention)."""
+    """The equivalent in-memory `transformers.LlamaForCausalLM` (fp32, eval mode, SDPA attention)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     hf_config = LlamaConfig(**hf_config_dict(model.config))

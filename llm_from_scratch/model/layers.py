@@ -19,7 +19,7 @@ def rms_norm_reference(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tor
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm with a learned gain initialised to one; uses PyTorch's fused ``F.rms_norm`` kernel."""
+    """RMSNorm with a learned gain initialised to one; uses PyTorch's fused `F.rms_norm` kernel."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -31,9 +31,9 @@ class RMSNorm(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) * up(x))``: a gated feed-forward layer; gate and up are one fused matmul.
+    """`down(silu(gate(x)) * up(x))`: a gated feed-forward layer; gate and up are one fused matmul.
 
-    Fusing the two input projections into one ``[2 * hidden, d_model]`` weight does the same arithmetic in one
+    Fusing the two input projections into one `[2 * hidden, d_model]` weight does the same arithmetic in one
     larger matmul (better for the CPU and GPU kernels) and one Python call instead of two.
     """
 

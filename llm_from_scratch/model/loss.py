@@ -1,10 +1,10 @@
 """The output head and the cross-entropy in one pass: the training loss without a separate softmax backward.
 
 For the book's model the head is the largest matrix (8192 x 256) and its logits the largest activation
-(``batch x context x vocab`` floats, 32 MB for 4 x 256 tokens). The plain path writes the logits, reads them for
-``log_softmax``, writes those, and in the backward pass fills a gradient of the same size, reads both again for the
+(`batch x context x vocab` floats, 32 MB for 4 x 256 tokens). The plain path writes the logits, reads them for
+`log_softmax`, writes those, and in the backward pass fills a gradient of the same size, reads both again for the
 softmax gradient and writes the result: five trips through a tensor far larger than the CPU's caches. Since
-``d loss / d logits = (softmax(logits) - onehot(target)) / n`` is known in closed form, :class:`LinearCrossEntropy`
+`d loss / d logits = (softmax(logits) - onehot(target)) / n` is known in closed form, `LinearCrossEntropy`
 computes it right after each chunk's logits, while they are still in cache, turns it into the hidden states'
 gradient at once, and into the weight's with one matmul at the end (the idea behind Liger-Kernel's fused linear
 cross-entropy, Hsu et al. 2024, and Wijmans et al. 2024's "cut cross-entropy"). Same matmuls, same numbers, fewer
@@ -28,7 +28,7 @@ def default_chunk_rows(vocab_size: int, device: torch.device) -> int:
 
 
 class LinearCrossEntropy(torch.autograd.Function):
-    """``mean_i CE(x_i W^T, t_i)`` over the rows whose target is not ``-100``; the gradients are computed in the
+    """`mean_i CE(x_i W^T, t_i)` over the rows whose target is not `-100`; the gradients are computed in the
     forward pass (chunk by chunk) and only scaled by the incoming gradient in the backward pass."""
 
     @staticmethod
@@ -79,7 +79,7 @@ class LinearCrossEntropy(torch.autograd.Function):
 def linear_cross_entropy(
     x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int | None = None
 ) -> torch.Tensor:
-    """``F.cross_entropy(F.linear(x, weight), targets, ignore_index=-100)`` for ``x`` of shape ``[N, d]`` without
+    """`F.cross_entropy(F.linear(x, weight), targets, ignore_index=-100)` for `x` of shape `[N, d]` without
     materialising the logits' softmax or its gradient (see the module docstring); equal to it up to rounding."""
     if chunk_rows is None:
         chunk_rows = default_chunk_rows(weight.shape[0], x.device)

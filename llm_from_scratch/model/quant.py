@@ -1,14 +1,14 @@
-"""Weight-only quantization of our ``Transformer``: int8 per output channel and 4-bit groups, and the linear layers
-that decode with them through a small C++ kernel (``csrc/qgemv.cpp``), with a pure-PyTorch fallback.
+"""Weight-only quantization of our `Transformer`: int8 per output channel and 4-bit groups, and the linear layers
+that decode with them through a small C++ kernel (`csrc/qgemv.cpp`), with a pure-PyTorch fallback.
 
 Only the weights are quantized; activations stay fp32. Batch-1 decoding reads every weight once per token and does
 two FLOPs with it, so it is bound by memory bandwidth: a weight stored in 1 byte (int8) or half a byte (4-bit) is
 read 4x or 8x faster than in fp32, if a kernel multiplies it without first writing an fp32 copy back to memory.
 
-* int8 (LLM.int8()'s vector-wise scale without its outlier split, Dettmers et al. 2022): ``s_n = max_k |W_nk| / 127``,
-  ``q_nk = round(W_nk / s_n)``, so ``W ~ s q``; one scale per output row.
+* int8 (LLM.int8()'s vector-wise scale without its outlier split, Dettmers et al. 2022): `s_n = max_k |W_nk| / 127`,
+  `q_nk = round(W_nk / s_n)`, so `W ~ s q`; one scale per output row.
 * 4-bit groups (GPTQ/AWQ-style group size 32, with ggml's Q4_1 asymmetric layout): per group of 32 inputs a scale
-  ``d = (max - min) / 15`` and a minimum ``m``, ``q = round((w - m) / d)`` in ``0..15``, ``w ~ d q + m``.
+  `d = (max - min) / 15` and a minimum `m`, `q = round((w - m) / d)` in `0..15`, `w ~ d q + m`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ _KERNEL: object | bool | None = False  # False: not tried yet; None: no compiler
 
 
 def load_kernel():
-    """The compiled ``qgemv`` extension (built once with ``torch.utils.cpp_extension.load`` into the artifact cache),
-    or ``None`` when no C++ compiler works here, in which case the layers use their PyTorch fallback."""
+    """The compiled `qgemv` extension (built once with `torch.utils.cpp_extension.load` into the artifact cache),
+    or `None` when no C++ compiler works here, in which case the layers use their PyTorch fallback."""
     global _KERNEL
     if _KERNEL is not False:
         return _KERNEL
@@ -58,7 +58,7 @@ def load_kernel():
 
 # ------------------------------------------------------------------------------------------------------ quantizers
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(q int8 [N, K], scale fp32 [N])`` with ``w ~ scale[:, None] * q``, symmetric per output channel."""
+    """`(q int8 [N, K], scale fp32 [N])` with `w ~ scale[:, None] * q`, symmetric per output channel."""
     w = w.detach().float()
     scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127.0
     q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
@@ -70,8 +70,8 @@ def dequantize_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def quantize_q4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(packed uint8 [N, K/2], d fp32 [N, K/32], m fp32 [N, K/32])``: 4-bit groups of 32 in ggml's Q4_1 order
-    (byte ``j`` of a group holds ``q_j`` in its low nibble, ``q_{j+16}`` in its high one)."""
+    """`(packed uint8 [N, K/2], d fp32 [N, K/32], m fp32 [N, K/32])`: 4-bit groups of 32 in ggml's Q4_1 order
+    (byte `j` of a group holds `q_j` in its low nibble, `q_{j+16}` in its high one)."""
     N, K = w.shape
     if K % GROUP:
         raise ValueError(f"4-bit groups need the input size {K} to be a multiple of {GROUP}")
@@ -93,7 +93,7 @@ def dequantize_q4(packed: torch.Tensor, d: torch.Tensor, m: torch.Tensor) -> tor
 
 # ---------------------------------------------------------------------------------------------------- linear layers
 class Int8Linear(nn.Module):
-    """``y = x W^T`` with ``W`` stored as int8 per output channel. Decode-sized inputs (a few rows) go through the
+    """`y = x W^T` with `W` stored as int8 per output channel. Decode-sized inputs (a few rows) go through the
     kernel; longer inputs (prefill) and machines without the kernel dequantize the weight to fp32 first."""
 
     def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
@@ -114,8 +114,8 @@ class Int8Linear(nn.Module):
 
 
 class Q4Linear(nn.Module):
-    """``y = x W^T`` with ``W`` in 4-bit groups of 32 (scale and minimum per group); kernel or fallback as
-    :class:`Int8Linear`."""
+    """`y = x W^T` with `W` in 4-bit groups of 32 (scale and minimum per group); kernel or fallback as
+    `Int8Linear`."""
 
     def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
         super().__init__()
@@ -139,9 +139,9 @@ class Q4Linear(nn.Module):
 class F32Linear(nn.Module):
     """The same fp32 weight (shared, not copied), decode-sized inputs through our own row-parallel GEMV kernel.
 
-    PyTorch's ``F.linear`` on one row reaches well under the memory bandwidth on this machine; the kernel streams
+    PyTorch's `F.linear` on one row reaches well under the memory bandwidth on this machine; the kernel streams
     each weight row once. Its sums run in a different order than BLAS's, so logits differ in the last bits: an
-    opt-in path (:func:`quantize_model` with ``"fp32"``), never the default of existing models."""
+    opt-in path (`quantize_model` with `"fp32"`), never the default of existing models."""
 
     def __init__(self, weight: torch.Tensor, use_kernel: bool = True) -> None:
         super().__init__()
@@ -163,8 +163,8 @@ QUANTIZERS = {"fp32": F32Linear, "int8": Int8Linear, "q4": Q4Linear}
 
 
 def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = True) -> Transformer:
-    """Replace every linear layer of ``model`` (the head included) by its ``kind`` (``"int8"``/``"q4"``)
-    quantized version, in place (``"fp32"``: the same weights through the fp32 kernel). A tied head gets its own
+    """Replace every linear layer of `model` (the head included) by its `kind` (`"int8"`/`"q4"`)
+    quantized version, in place (`"fp32"`: the same weights through the fp32 kernel). A tied head gets its own
     quantized copy; the embedding table stays fp32 (a lookup reads one row per token, so its size costs no
     bandwidth)."""
     if kind not in QUANTIZERS:

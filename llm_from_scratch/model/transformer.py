@@ -16,7 +16,7 @@ from llm_from_scratch.model.rope import rope_cache
 
 
 class Block(nn.Module):
-    """One pre-norm block: ``x + attn(norm(x))`` then ``x + ffn(norm(x))``.
+    """One pre-norm block: `x + attn(norm(x))` then `x + ffn(norm(x))`.
 
     Normalising the input of each sub-layer (not its output, as the 2017 Transformer did) leaves the residual
     stream an identity path from the embeddings to the head, which is what lets deep stacks train without warm-up
@@ -52,11 +52,11 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """A Llama-style decoder-only language model.
 
-    ``forward(idx, targets)`` returns ``(logits [B, T, vocab], loss)`` where the loss is the mean cross-entropy of
-    ``logits[b, t]`` against ``targets[b, t]`` (positions with target ``-100`` are ignored), or ``None`` without
-    targets. The state-dict keys are stable: ``tok_emb.weight``, ``layers.{i}.attn_norm.weight``,
-    ``layers.{i}.attn.qkv.weight``, ``layers.{i}.attn.proj.weight``, ``layers.{i}.ffn_norm.weight``,
-    ``layers.{i}.ffn.gate_up.weight``, ``layers.{i}.ffn.down.weight``, ``norm.weight``, ``lm_head.weight``.
+    `forward(idx, targets)` returns `(logits [B, T, vocab], loss)` where the loss is the mean cross-entropy of
+    `logits[b, t]` against `targets[b, t]` (positions with target `-100` are ignored), or `None` without
+    targets. The state-dict keys are stable: `tok_emb.weight`, `layers.{i}.attn_norm.weight`,
+    `layers.{i}.attn.qkv.weight`, `layers.{i}.attn.proj.weight`, `layers.{i}.ffn_norm.weight`,
+    `layers.{i}.ffn.gate_up.weight`, `layers.{i}.ffn.down.weight`, `norm.weight`, `lm_head.weight`.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -83,8 +83,8 @@ class Transformer(nn.Module):
 
     def init_weights(self) -> None:
         """Normal(0, init_std) for every matrix; the two projections that write into the residual stream get
-        ``init_std / sqrt(2 n_layers)`` so that the stream's variance does not grow with depth (GPT-2's scheme),
-        or zero with ``zero_init_proj`` (every block starts as the identity, as in modded-nanogpt);
+        `init_std / sqrt(2 n_layers)` so that the stream's variance does not grow with depth (GPT-2's scheme),
+        or zero with `zero_init_proj` (every block starts as the identity, as in modded-nanogpt);
         RMSNorm gains start at one."""
         std = self.config.init_std
         for name, p in self.named_parameters():
@@ -106,12 +106,12 @@ class Transformer(nn.Module):
         last_only: bool = False,
         return_logits: bool = True,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Logits for every position (only the last with ``last_only``) and the loss if ``targets`` is given.
+        """Logits for every position (only the last with `last_only`) and the loss if `targets` is given.
 
-        With a ``kv_cache`` the tokens in ``idx`` continue the sequence stored in the cache (positions
-        ``kv_cache.pos ..``); the cache then advances by ``idx.shape[1]``. ``return_logits=False`` (with
-        ``targets``) is the training path: the head and the loss run fused (:mod:`llm_from_scratch.model.loss`),
-        the logits are never kept, and ``None`` is returned in their place.
+        With a `kv_cache` the tokens in `idx` continue the sequence stored in the cache (positions
+        `kv_cache.pos ..`); the cache then advances by `idx.shape[1]`. `return_logits=False` (with
+        `targets`) is the training path: the head and the loss run fused (`llm_from_scratch.model.loss`),
+        the logits are never kept, and `None` is returned in their place.
         """
         T = idx.shape[1]
         start = kv_cache.pos if kv_cache is not None else 0
@@ -143,7 +143,7 @@ class Transformer(nn.Module):
         return logits, loss
 
     def num_parameters(self, non_embedding: bool = False) -> int:
-        """Number of distinct parameters (a tied embedding counts once). ``non_embedding`` drops the token
+        """Number of distinct parameters (a tied embedding counts once). `non_embedding` drops the token
         embedding table, and the head too when it is a separate matrix (Kaplan et al.'s N)."""
         total = sum(p.numel() for p in self.parameters())  # parameters() yields a shared tensor once
         if non_embedding:
@@ -153,7 +153,7 @@ class Transformer(nn.Module):
         return total
 
     def flops_per_token(self, seq_len: int | None = None, training: bool = True) -> int:
-        """Matmul FLOPs per token: see :func:`flops_per_token`."""
+        """Matmul FLOPs per token: see `flops_per_token`."""
         return flops_per_token(self.config, seq_len, training)
 
     def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
@@ -162,7 +162,7 @@ class Transformer(nn.Module):
 
 
 def count_parameters(config: ModelConfig) -> int:
-    """The parameter count from the config alone (no model built), equal to ``Transformer(config).num_parameters()``."""
+    """The parameter count from the config alone (no model built), equal to `Transformer(config).num_parameters()`."""
     c = config
     attn = c.d_model * (c.n_heads + 2 * c.n_kv_heads) * c.head_dim + c.n_heads * c.head_dim * c.d_model
     ffn = 3 * c.d_model * c.ffn_hidden
@@ -172,12 +172,12 @@ def count_parameters(config: ModelConfig) -> int:
 
 
 def flops_per_token(config: ModelConfig, seq_len: int | None = None, training: bool = True) -> int:
-    """Matmul FLOPs to process one token at sequence length ``seq_len`` (default: the context length).
+    """Matmul FLOPs to process one token at sequence length `seq_len` (default: the context length).
 
-    Forward: ``2 N_matmul`` (a multiply and an add per weight of every matrix, the head included, the embedding
-    lookup excluded) plus ``4 n_layers T d_model`` for the scores ``QK^T`` and the weighted sum ``AV`` (counted over
-    the full ``T x T`` square, as PaLM's MFU formula does). Training adds the backward pass, twice the forward:
-    ``6 N_matmul + 12 n_layers T d_model``, the "6N rule" plus attention.
+    Forward: `2 N_matmul` (a multiply and an add per weight of every matrix, the head included, the embedding
+    lookup excluded) plus `4 n_layers T d_model` for the scores `QK^T` and the weighted sum `AV` (counted over
+    the full `T x T` square, as PaLM's MFU formula does). Training adds the backward pass, twice the forward:
+    `6 N_matmul + 12 n_layers T d_model`, the "6N rule" plus attention.
     """
     c = config
     T = seq_len or c.context_length

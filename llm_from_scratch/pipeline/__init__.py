@@ -1,9 +1,9 @@
 """The pipeline: the stage registry, the one resolver that builds or finds every artifact, and the runner.
 
-:mod:`.registry` declares each stage once (inputs, config sections, build function); :mod:`.config` resolves a
-preset (``configs/*.toml``) plus a config file and ``--set`` overrides into one ``RunConfig``; :mod:`.resolver`
-keys, builds and loads artifacts for the chapters, the stage commands and :mod:`.run` alike; :mod:`.report` writes
-the report card; :mod:`.cli` is every stage command.
+`.registry` declares each stage once (inputs, config sections, build function); `.config` resolves a
+preset (`configs/*.toml`) plus a config file and `--set` overrides into one `RunConfig`; `.resolver`
+keys, builds and loads artifacts for the chapters, the stage commands and `.run` alike; `.report` writes
+the report card; `.cli` is every stage command.
 """
 
 import importlib

@@ -1,9 +1,9 @@
-"""How each stage builds its artifact: ``build(art, out) -> metrics``, everything written into ``out``.
+"""How each stage builds its artifact: `build(art, out) -> metrics`, everything written into `out`.
 
-``art`` is the resolver (:class:`llm_from_scratch.pipeline.resolver.Artifacts`): it has already built (or found)
-every input the registry declares, and hands them over as ``art.corpus_path()``, ``art.tokenizer()``,
-``art.model("sft")`` and so on. A build function never decides where anything lives or whether to rebuild it; it
-only turns its inputs into files under ``out`` and returns the metrics recorded in ``out/stage.json``. Every one is
+`art` is the resolver (`llm_from_scratch.pipeline.resolver.Artifacts`): it has already built (or found)
+every input the registry declares, and hands them over as `art.corpus_path()`, `art.tokenizer()`,
+`art.model("sft")` and so on. A build function never decides where anything lives or whether to rebuild it; it
+only turns its inputs into files under `out` and returns the metrics recorded in `out/stage.json`. Every one is
 seeded by its own config, so the same config gives the same artifact whichever command asked for it first.
 """
 

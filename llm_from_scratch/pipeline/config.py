@@ -1,8 +1,8 @@
 """One config for the whole pipeline: every stage's frozen dataclass, resolved from a preset plus overrides.
 
-A preset is a config file in ``configs/`` (``tiny.toml``, ``book.toml``, ``gpu.toml``): one table per stage, named
-like the ``RunConfig`` fields below, holding only the fields that differ from the dataclass defaults (a preset may
-``extends`` another). A user's config file (TOML or YAML) and ``--set SECTION.KEY=VALUE`` overrides are applied on
+A preset is a config file in `configs/` (`tiny.toml`, `book.toml`, `gpu.toml`): one table per stage, named
+like the `RunConfig` fields below, holding only the fields that differ from the dataclass defaults (a preset may
+`extends` another). A user's config file (TOML or YAML) and `--set SECTION.KEY=VALUE` overrides are applied on
 top the same way, e.g.::
 
     [pretrain]
@@ -11,8 +11,8 @@ top the same way, e.g.::
     toxicity = "off"
 
 Every key is checked against the dataclass it lands in: an unknown section or field, or a value of the wrong type,
-is a ``ValueError`` that names it (``pretrain.max_step``) and lists the valid ones, before any work starts. The
-fully resolved config is written next to a run's report as ``config.yaml`` (YAML: it can say ``null``, TOML cannot),
+is a `ValueError` that names it (`pretrain.max_step`) and lists the valid ones, before any work starts. The
+fully resolved config is written next to a run's report as `config.yaml` (YAML: it can say `null`, TOML cannot),
 so a run records every choice it made, defaults included, and re-running with that file reproduces it.
 """
 
@@ -87,12 +87,12 @@ DEFAULTS = RunConfig(
 
 
 def preset_config(preset: str) -> RunConfig:
-    """The config of a preset: the dataclass defaults with ``configs/<preset>.toml`` applied."""
+    """The config of a preset: the dataclass defaults with `configs/<preset>.toml` applied."""
     return load_config(None, preset)
 
 
 def _preset_data(preset: str, seen: tuple[str, ...] = ()) -> dict:
-    """The preset file's tables, with the preset it ``extends`` underneath."""
+    """The preset file's tables, with the preset it `extends` underneath."""
     if preset not in PRESET_NAMES:
         raise ValueError(f"unknown preset {preset!r}: choose one of {list(PRESET_NAMES)} (files in {CONFIG_DIR})")
     if preset in seen:
@@ -103,7 +103,7 @@ def _preset_data(preset: str, seen: tuple[str, ...] = ()) -> dict:
 
 
 def read_config_file(path: str | Path) -> dict:
-    """Parse a ``.toml``, ``.yaml`` or ``.yml`` file into nested dicts."""
+    """Parse a `.toml`, `.yaml` or `.yml` file into nested dicts."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -126,8 +126,8 @@ def read_config_file(path: str | Path) -> dict:
 
 
 def parse_set(items: list[str]) -> dict:
-    """``["pretrain.max_steps=20", "run.rlhf=false"]`` (command-line overrides) as nested dicts; values are
-    parsed as YAML scalars (``20`` int, ``0.5`` float, ``false`` bool, ``null``, ``[a, b]`` list)."""
+    """`["pretrain.max_steps=20", "run.rlhf=false"]` (command-line overrides) as nested dicts; values are
+    parsed as YAML scalars (`20` int, `0.5` float, `false` bool, `null`, `[a, b]` list)."""
     import yaml
 
     out: dict = {}
@@ -145,8 +145,8 @@ def parse_set(items: list[str]) -> dict:
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict | None = None) -> RunConfig:
-    """The resolved config: the dataclass defaults, then ``preset`` (else the file's ``run.preset``, else ``book``),
-    then the file, then ``overrides`` (e.g. from ``--set``). Raises ``ValueError`` naming the first bad key."""
+    """The resolved config: the dataclass defaults, then `preset` (else the file's `run.preset`, else `book`),
+    then the file, then `overrides` (e.g. from `--set`). Raises `ValueError` naming the first bad key."""
     data = merge_tables(read_config_file(path) if path else {}, overrides or {})
     file_preset = (data.get("run") or {}).get("preset") if isinstance(data.get("run"), dict) else None
     if preset and file_preset and preset != file_preset:
@@ -157,7 +157,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None, overr
 
 
 def merge_tables(a: dict, b: dict) -> dict:
-    """``b`` over ``a``, table by table (nested dicts merge; any other value of ``b`` replaces)."""
+    """`b` over `a`, table by table (nested dicts merge; any other value of `b` replaces)."""
     out = dict(a)
     for k, v in b.items():
         out[k] = merge_tables(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
@@ -191,7 +191,7 @@ def _apply(obj, data: Any, where: str):
 
 
 def _coerce(name: str, value: Any, current: Any, annotation: Any) -> Any:
-    """``value`` in the type of the field it replaces; a mismatch names the key and both types."""
+    """`value` in the type of the field it replaces; a mismatch names the key and both types."""
     ann = str(annotation)
     if value is None:
         if current is None or "None" in ann:
@@ -244,5 +244,5 @@ def dump_yaml(config: RunConfig) -> str:
 
 
 def config_from_dict(data: dict) -> RunConfig:
-    """Inverse of :meth:`RunConfig.to_dict` (the recorded ``config.yaml`` of a run)."""
+    """Inverse of `RunConfig.to_dict` (the recorded `config.yaml` of a run)."""
     return load_config(None, data.get("run", {}).get("preset"), data)

@@ -1,4 +1,4 @@
-"""The preset names: one TOML file each in ``configs/`` (kept free of heavy imports, so ``--help`` stays fast)."""
+"""The preset names: one TOML file each in `configs/` (kept free of heavy imports, so `--help` stays fast)."""
 
 from pathlib import Path
 

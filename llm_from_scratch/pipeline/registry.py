@@ -1,9 +1,9 @@
 """The pipeline as data: every stage declared once, with what it reads, the config sections that key it, the
 function that builds its artifact, and the chapters that teach it.
 
-The resolver (:mod:`llm_from_scratch.pipeline.resolver`) walks these declarations for the chapters, every stage
-command and ``llm-from-scratch run`` alike; chapter 0 draws them. Adding a stage is one entry here and one build
-function in :mod:`llm_from_scratch.pipeline.build`.
+The resolver (`llm_from_scratch.pipeline.resolver`) walks these declarations for the chapters, every stage
+command and `llm-from-scratch run` alike; chapter 0 draws them. Adding a stage is one entry here and one build
+function in `llm_from_scratch.pipeline.build`.
 """
 
 from __future__ import annotations

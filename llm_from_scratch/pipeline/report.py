@@ -1,4 +1,4 @@
-"""The report card: ``report.md`` and its PNG figures in the work directory, from the stages' ``stage.json``.
+"""The report card: `report.md` and its PNG figures in the work directory, from the stages' `stage.json`.
 
 Like nanochat's report card, one page that says what the run did: data kept and rejected and why, tokenizer
 compression, model size and FLOPs, loss curves, held-out perplexity and bits per byte, the cloze task, the
@@ -269,7 +269,7 @@ def render_report(config: RunConfig, summary: dict) -> str:
 
 
 def write_report(workdir: Path, config: RunConfig, summary: dict) -> Path:
-    """Write ``report.md`` and the figures of a finished run into ``workdir``."""
+    """Write `report.md` and the figures of a finished run into `workdir`."""
     from llm_from_scratch.utils import atomic_path
 
     workdir = Path(workdir)

@@ -1,12 +1,12 @@
 """The one resolver: every artifact of the pipeline, built on first request and found afterwards.
 
-``Artifacts(config_or_preset, root)`` keys each stage of :mod:`llm_from_scratch.pipeline.registry` by the config
+`Artifacts(config_or_preset, root)` keys each stage of `llm_from_scratch.pipeline.registry` by the config
 sections it declares and the keys of the stages it reads (a Merkle chain: change a field and that stage and
 everything downstream get new keys, while upstream artifacts are reused). A stage's artifact is the directory
-``root/<stage>-<key>``; ``stage.json`` (metrics and wall time) is written atomically *last*, so its presence means
+`root/<stage>-<key>`; `stage.json` (metrics and wall time) is written atomically *last*, so its presence means
 the stage finished. A stage killed before that simply builds again, except pretraining, which resumes from its
-latest checkpoint. The chapters, every stage command and ``llm-from-scratch run`` all ask this class, under one
-root (``$LLM_FROM_SCRATCH_CACHE``, else the user's cache directory), so whatever one built the others reuse.
+latest checkpoint. The chapters, every stage command and `llm-from-scratch run` all ask this class, under one
+root (`$LLM_FROM_SCRATCH_CACHE`, else the user's cache directory), so whatever one built the others reuse.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def _source_identity(sources: tuple[str, ...]) -> list:
 class Artifacts:
     """The artifacts of one config under one root.
 
-    ``Artifacts("book")`` is the book preset under the default root; ``Artifacts("tiny", overrides={"dpo":
-    {"beta": 0.3}})`` another DPO run that reuses every upstream artifact. ``ensure(stage)`` builds a stage (and
-    its inputs) unless it exists and returns its directory; the accessors below (``corpus_path``, ``tokenizer``,
-    ``token_data``, ``model``, ``pairs``, ...) call it, so asking for any artifact is enough.
+    `Artifacts("book")` is the book preset under the default root; `Artifacts("tiny", overrides={"dpo":
+    {"beta": 0.3}})` another DPO run that reuses every upstream artifact. `ensure(stage)` builds a stage (and
+    its inputs) unless it exists and returns its directory; the accessors below (`corpus_path`, `tokenizer`,
+    `token_data`, `model`, `pairs`, ...) call it, so asking for any artifact is enough.
     """
 
     def __init__(
@@ -91,14 +91,14 @@ class Artifacts:
         return self._device
 
     def stages(self) -> tuple[str, ...]:
-        """The stages this config runs, in pipeline order (RLHF and its reward model only with ``run.rlhf``)."""
+        """The stages this config runs, in pipeline order (RLHF and its reward model only with `run.rlhf`)."""
         return tuple(s for s in REGISTRY if self.config.run.rlhf or s not in ("reward", "rlhf"))
 
     def model_stages(self) -> tuple[str, ...]:
         return tuple(s for s in MODEL_STAGES if s in self.stages())
 
     def key(self, name: str) -> str:
-        """The stage's config sections plus the keys of its inputs. Pretraining on ``world_size > 1`` ranks adds the
+        """The stage's config sections plus the keys of its inputs. Pretraining on `world_size > 1` ranks adds the
         strategy and the world size (a data-parallel global batch is larger)."""
         if name not in self._keys:
             spec = stage(name)
@@ -128,7 +128,7 @@ class Artifacts:
 
     # ------------------------------------------------------------------------------------------------ building
     def ensure(self, name: str) -> Path:
-        """The finished artifact directory of ``name``, building its inputs and then it when it is missing."""
+        """The finished artifact directory of `name`, building its inputs and then it when it is missing."""
         out = self.dir(name)
         if name in self.results:
             return out
@@ -180,7 +180,7 @@ class Artifacts:
 
     # --------------------------------------------------------------------------------------- data and tokens
     def corpus_path(self) -> Path:
-        """The curated corpus: JSONL, one ``{"id", "source", "text"}`` object per line."""
+        """The curated corpus: JSONL, one `{"id", "source", "text"}` object per line."""
         return self.ensure("curate") / "corpus.jsonl"
 
     def curation_stats(self) -> dict:
@@ -188,7 +188,7 @@ class Artifacts:
         return json.loads((self.ensure("curate") / "stats.json").read_text())
 
     def rejected_documents(self) -> Iterator[dict]:
-        """The documents curation rejected: ``{"id", "source", "stage", "reason", "text"}``."""
+        """The documents curation rejected: `{"id", "source", "stage", "reason", "text"}`."""
         with open(self.ensure("curate") / "rejected.jsonl", encoding="utf-8") as f:
             for line in f:
                 yield json.loads(line)
@@ -215,7 +215,7 @@ class Artifacts:
         return ShardSet.load(self.ensure("shards"))
 
     def token_data(self):
-        """The shards as the trainer's ``TokenData`` (train and validation token streams, bytes per token)."""
+        """The shards as the trainer's `TokenData` (train and validation token streams, bytes per token)."""
         if "token_data" not in self._cache:
             from llm_from_scratch.train.data import shards_token_data
 
@@ -224,15 +224,15 @@ class Artifacts:
 
     # ------------------------------------------------------------------------------------------------- models
     def pretrain_run(self):
-        """The finished pretraining run: ``TrainResult`` with the final model, the log records and the run dir."""
+        """The finished pretraining run: `TrainResult` with the final model, the log records and the run dir."""
         from llm_from_scratch.train.trainer import LOG_FILE, TrainResult, read_log
 
         directory = self.ensure("pretrain")
         return TrainResult(model=self.model("pretrain"), records=read_log(directory / LOG_FILE), run_dir=directory)
 
     def model_dir(self, name: str) -> Path:
-        """The directory holding the weights of a model stage (``base`` = ``pretrain``): a checkpoint for pretraining,
-        ``model/`` for the others."""
+        """The directory holding the weights of a model stage (`base` = `pretrain`): a checkpoint for pretraining,
+        `model/` for the others."""
         from llm_from_scratch.train.checkpoint import latest_checkpoint
 
         name = {"base": "pretrain"}.get(name, name)
@@ -247,7 +247,7 @@ class Artifacts:
         return ckpt
 
     def model(self, name: str):
-        """A fresh copy of the model a stage produced (``base``/``pretrain``, ``sft``, ``dpo``, ``rlhf``), in eval
+        """A fresh copy of the model a stage produced (`base`/`pretrain`, `sft`, `dpo`, `rlhf`), in eval
         mode on this resolver's device."""
         from llm_from_scratch.train.checkpoint import load_model
 
@@ -262,7 +262,7 @@ class Artifacts:
         return rm.eval()
 
     def stage_log(self, name: str) -> list[dict]:
-        """The training log of an alignment stage (``sft``, ``dpo``, ``reward``, ``rlhf``)."""
+        """The training log of an alignment stage (`sft`, `dpo`, `reward`, `rlhf`)."""
         return json.loads((self.ensure(name) / "log.json").read_text())["log"]
 
     # ------------------------------------------------------------------------------------------ alignment data
@@ -279,14 +279,14 @@ class Artifacts:
         )
 
     def train_prompts(self, n: int) -> list[list[int]]:
-        """``n`` training prompts (a fixed shuffle of the SFT training examples), as token ids."""
+        """`n` training prompts (a fixed shuffle of the SFT training examples), as token ids."""
         from llm_from_scratch.align.data import dialogue_examples, shuffled
 
         train, _ = dialogue_examples()
         return self._encode([ex.prompt for ex in shuffled(train, seed=1)[:n]])
 
     def heldout_prompts(self, n: int) -> list[list[int]]:
-        """``n`` held-out prompts (a fixed shuffle of the held-out dialogues), as token ids: every evaluation's."""
+        """`n` held-out prompts (a fixed shuffle of the held-out dialogues), as token ids: every evaluation's."""
         return self._encode([ex.prompt for ex in self.heldout_examples(n)])
 
     def heldout_examples(self, n: int):
@@ -301,13 +301,13 @@ class Artifacts:
         return [encode_prompt(self.tokenizer(), p, self.config.sft.max_prompt) for p in prompts]
 
     def pairs(self) -> tuple[list[dict], dict]:
-        """``(pairs, stats)``: verifier-ranked pairs of the SFT model's own samples."""
+        """`(pairs, stats)`: verifier-ranked pairs of the SFT model's own samples."""
         data = json.loads((self.ensure("preferences") / "pairs.json").read_text())
         return data["pairs"], data["stats"]
 
     # ------------------------------------------------------------------------------------------- evaluations
     def cached(self, name: str, spec: dict, compute: Callable[[], Any]) -> Any:
-        """A derived result (JSON) keyed by ``spec``: computed once into ``root/<name>-<key>.json``."""
+        """A derived result (JSON) keyed by `spec`: computed once into `root/<name>-<key>.json`."""
         path = self.root / f"{name}-{config_key(spec)}.json"
         if path.exists():
             return json.loads(path.read_text())
@@ -349,7 +349,7 @@ class Artifacts:
         return self.cached(f"evaluation-{name}", spec, compute)
 
     def replace(self, **overrides: dict) -> Artifacts:
-        """The same root and options with some sections overridden, e.g. ``art.replace(dpo={"beta": 0.3})``."""
+        """The same root and options with some sections overridden, e.g. `art.replace(dpo={"beta": 0.3})`."""
         return Artifacts(
             self.config, self.root, overrides=overrides, device=self._device, progress=self.progress, log=self.log
         )

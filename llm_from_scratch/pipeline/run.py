@@ -1,9 +1,9 @@
-"""``llm-from-scratch run``: every stage of a config, in order, through the resolver, then the report card.
+"""`llm-from-scratch run`: every stage of a config, in order, through the resolver, then the report card.
 
-The runner adds nothing to how a stage is built or found (that is :class:`~llm_from_scratch.pipeline.resolver.
+The runner adds nothing to how a stage is built or found (that is `llm_from_scratch.pipeline.resolver.
 Artifacts`'s job, shared with the chapters and every stage command): it walks the registry in order, prints one line
-per stage, and writes ``config.yaml`` (the resolved config) first and ``run.json`` and ``report.md`` last into the
-run's folder, ``ROOT/runs/<preset>`` by default. Every stage is seeded, so a resumed run ends with the same metrics
+per stage, and writes `config.yaml` (the resolved config) first and `run.json` and `report.md` last into the
+run's folder, `ROOT/runs/<preset>` by default. Every stage is seeded, so a resumed run ends with the same metrics
 as an uninterrupted one.
 """
 
@@ -49,7 +49,7 @@ def hardware() -> dict:
 
 
 def default_run_dir(root: Path, preset: str) -> Path:
-    """Where ``run`` writes its config, summary and report: ``ROOT/runs/<preset>``."""
+    """Where `run` writes its config, summary and report: `ROOT/runs/<preset>`."""
     return Path(root) / "runs" / preset
 
 
@@ -63,14 +63,14 @@ def run_pipeline(
     report: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Build (or find) every stage of ``config`` under the artifact ``root``; returns ``{stage: record}``.
+    """Build (or find) every stage of `config` under the artifact `root`; returns `{stage: record}`.
 
     Finished stages are reused; an interrupted one builds again (pretraining resumes from its checkpoint). Writes
-    ``config.yaml`` into ``run_dir`` (default ``ROOT/runs/<preset>``) first, and ``run.json`` and ``report.md`` last.
+    `config.yaml` into `run_dir` (default `ROOT/runs/<preset>`) first, and `run.json` and `report.md` last.
 
-    Under ``torchrun`` (``WORLD_SIZE > 1``) the same call scales pretraining out: rank 0 builds the data stages
-    while the other ranks wait, every rank then pretrains with ``config.run.parallel`` (DDP by default), and after
-    pretraining rank 0 alone runs the rest, which fits one device. ``root`` must be visible to every rank (on
+    Under `torchrun` (`WORLD_SIZE > 1`) the same call scales pretraining out: rank 0 builds the data stages
+    while the other ranks wait, every rank then pretrains with `config.run.parallel` (DDP by default), and after
+    pretraining rank 0 alone runs the rest, which fits one device. `root` must be visible to every rank (on
     several nodes: a shared file system).
     """
     import torch
@@ -148,7 +148,7 @@ def run_pipeline(
 
 
 def find_model(art: Artifacts, stage: str | None = None):
-    """``(model, tokenizer, stage)``: ``stage`` (``base``/``pretrain``, ``sft``, ``dpo``, ``rlhf``) of ``art``'s
+    """`(model, tokenizer, stage)`: `stage` (`base`/`pretrain`, `sft`, `dpo`, `rlhf`) of `art`'s
     config, or the most aligned one that has been built (DPO, then RLHF, then SFT, then the base model). Never
     trains: a clear error says which command builds it."""
     stage = {"base": "pretrain"}.get(stage, stage)

@@ -1,8 +1,8 @@
 """Byte-level BPE from scratch: training with incremental pair counts, encoding with a per-word cache.
 
-Token ids: the special tokens first (``<|endoftext|>`` is 0), then the 256 single bytes, then one id per merge in the
-order the merges were learned. A vocabulary of size ``V`` therefore holds ``V - n_special - 256`` merges, and the
-first ``k`` merges of a long training run are exactly the merges of a shorter one (BPE is greedy).
+Token ids: the special tokens first (`<|endoftext|>` is 0), then the 256 single bytes, then one id per merge in the
+order the merges were learned. A vocabulary of size `V` therefore holds `V - n_special - 256` merges, and the
+first `k` merges of a long training run are exactly the merges of a shorter one (BPE is greedy).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def count_words(texts: Iterable[str], pattern: str = "gpt4", special_tokens: Ite
 
 
 class _Greater:
-    """Heap key that inverts the order of byte pairs: ``heapq`` pops the smallest item, and among pairs of equal
+    """Heap key that inverts the order of byte pairs: `heapq` pops the smallest item, and among pairs of equal
     count we want the lexicographically *greatest* pair first."""
 
     __slots__ = ("pair",)
@@ -57,11 +57,11 @@ def train_bpe(
     special_tokens: Iterable[str] = SPECIAL_TOKENS,
     progress: bool = False,
 ) -> tuple[dict[int, bytes], list[tuple[int, int]]]:
-    """Learn ``vocab_size - n_special - 256`` merges from unique words with counts.
+    """Learn `vocab_size - n_special - 256` merges from unique words with counts.
 
     Each step merges the most frequent adjacent pair; ties go to the lexicographically greatest pair of byte strings.
-    Instead of recounting all pairs after each merge (``O(corpus)`` per merge), only the words that contain the
-    merged pair are touched: ``where[pair]`` indexes them, and their pair counts are updated by the difference
+    Instead of recounting all pairs after each merge (`O(corpus)` per merge), only the words that contain the
+    merged pair are touched: `where[pair]` indexes them, and their pair counts are updated by the difference
     between the word before and after the merge. A max-heap with lazy deletion finds the next best pair; entries whose
     count is out of date are skipped when popped.
     """
@@ -130,8 +130,8 @@ def train_bpe(
 
 # ------------------------------------------------------------------------------------------------ GPT-2 file helpers
 def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible map from the 256 bytes to printable characters, used in ``vocab.json`` and ``merges.txt``
-    so that every token is a readable string without spaces or control characters (space becomes ``Ġ``)."""
+    """GPT-2's reversible map from the 256 bytes to printable characters, used in `vocab.json` and `merges.txt`
+    so that every token is a readable string without spaces or control characters (space becomes `Ġ`)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), 256))
     chars = printable[:]
     n = 0
@@ -156,7 +156,7 @@ def _from_printable(text: str) -> bytes:
 
 
 def read_json_object(path: Path, what: str, fix: str) -> dict:
-    """The JSON object in ``path``; a missing, unreadable, truncated or repeated-key file is one error naming it."""
+    """The JSON object in `path`; a missing, unreadable, truncated or repeated-key file is one error naming it."""
 
     def no_repeats(pairs: list) -> dict:
         keys = [k for k, _ in pairs]
@@ -193,7 +193,7 @@ _PATTERN_PROBE = "Hello, world! It's 2024:\n\tnaïve café — 3.14159 x\r\n  <t
 def check_pattern(pattern: str, where: str = "tokenizer") -> None:
     """A pre-tokenisation pattern must be a known name or a regex that cuts text into pieces covering all of it.
 
-    A bare word that is not a known name (``"gpt5"``) is a typo, not a regex: taken literally it matches only
+    A bare word that is not a known name (`"gpt5"`) is a typo, not a regex: taken literally it matches only
     itself, and encoding would silently drop every other character (45 KB of text became 40 tokens)."""
     import regex
 
@@ -214,10 +214,10 @@ def check_pattern(pattern: str, where: str = "tokenizer") -> None:
 
 # ---------------------------------------------------------------------------------------------------------- tokenizer
 class BPETokenizer:
-    """A byte-level BPE tokenizer: ``encode(str) -> list[int]``, ``decode(list[int]) -> str``.
+    """A byte-level BPE tokenizer: `encode(str) -> list[int]`, `decode(list[int]) -> str`.
 
-    ``decode(encode(s)) == s`` for every Python string, lone surrogates included: text becomes bytes with
-    ``surrogatepass``, and every byte has its own token, so nothing is ever unknown.
+    `decode(encode(s)) == s` for every Python string, lone surrogates included: text becomes bytes with
+    `surrogatepass`, and every byte has its own token, so nothing is ever unknown.
     """
 
     def __init__(
@@ -264,7 +264,7 @@ class BPETokenizer:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; special tokens written in the text become their reserved ids."""
+        """Token ids of `text`; special tokens written in the text become their reserved ids."""
         ids: list[int] = []
         if self._splitter is None:
             self._encode_ordinary(text, ids)
@@ -277,7 +277,7 @@ class BPETokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids``. Byte sequences that are not valid UTF-8 (e.g. a cut-off character) become U+FFFD."""
+        """Text of `ids`. Byte sequences that are not valid UTF-8 (e.g. a cut-off character) become U+FFFD."""
         data = b"".join(self.vocab[i] for i in ids)
         try:
             return data.decode("utf-8", "surrogatepass")
@@ -285,11 +285,11 @@ class BPETokenizer:
             return data.decode("utf-8", "replace")
 
     def encode_iterable(self, chunks: Iterable[str]) -> Iterator[int]:
-        """Stream the ids of the concatenation of ``chunks`` (e.g. an open file) in bounded memory.
+        """Stream the ids of the concatenation of `chunks` (e.g. an open file) in bounded memory.
 
         The tail of the buffer is held back until the next chunk arrives: the last pre-token could still grow
-        (``"hel" + "lo"``), and the end of the buffer could be the start of a special token (``"<|endof"``).
-        The ids are exactly those of ``encode("".join(chunks))``.
+        (`"hel" + "lo"`), and the end of the buffer could be the start of a special token (`"<|endof"`).
+        The ids are exactly those of `encode("".join(chunks))`.
         """
         buf = ""
         for chunk in chunks:
@@ -352,8 +352,8 @@ class BPETokenizer:
         return tuple(ids)
 
     def truncated(self, vocab_size: int) -> BPETokenizer:
-        """The tokenizer a shorter training run would have produced: BPE is greedy, so the first ``k`` merges of
-        a run to 8192 are exactly the merges of a run to ``vocab_size``. One training gives every smaller size."""
+        """The tokenizer a shorter training run would have produced: BPE is greedy, so the first `k` merges of
+        a run to 8192 are exactly the merges of a run to `vocab_size`. One training gives every smaller size."""
         n_base = len(self.vocab) - len(self.merges)
         if not n_base <= vocab_size <= len(self.vocab):
             raise ValueError(f"vocab_size must be between {n_base} and {len(self.vocab)}, not {vocab_size}")
@@ -363,8 +363,8 @@ class BPETokenizer:
 
     # --- files
     def save(self, path: str | Path) -> Path:
-        """Write the documented JSON format: ``{"format", "version", "pattern", "special_tokens", "vocab",
-        "merges"}`` where ``vocab`` maps GPT-2 printable token strings to ids and ``merges`` lists ``"a b"``."""
+        """Write the documented JSON format: `{"format", "version", "pattern", "special_tokens", "vocab",
+        "merges"}` where `vocab` maps GPT-2 printable token strings to ids and `merges` lists `"a b"`."""
         path = Path(path)
         data = {
             "format": FORMAT,
@@ -382,9 +382,9 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> BPETokenizer:
-        """Read the JSON format written by :meth:`save`, checked field by field: a file that is truncated, lacks a
+        """Read the JSON format written by `save`, checked field by field: a file that is truncated, lacks a
         field, names an unknown pattern, has a merge of unknown tokens or two tokens with one id is one
-        ``ValueError`` that names the file and what is wrong (never a ``KeyError`` from deep inside)."""
+        `ValueError` that names the file and what is wrong (never a `KeyError` from deep inside)."""
         path = Path(path)
         data = read_json_object(path, "tokenizer file", "train one with `llm-from-scratch tokenize train`")
         if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
@@ -400,7 +400,7 @@ class BPETokenizer:
         return cls._from_tables(data["vocab"], data["merges"], specials, data["pattern"], where=str(path))
 
     def save_gpt2(self, directory: str | Path) -> tuple[Path, Path]:
-        """Write ``vocab.json`` and ``merges.txt`` as GPT-2 and Hugging Face ``tokenizers`` read them."""
+        """Write `vocab.json` and `merges.txt` as GPT-2 and Hugging Face `tokenizers` read them."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         data = json.loads(self.save(directory / "tokenizer.json").read_text(encoding="utf-8"))
@@ -413,9 +413,9 @@ class BPETokenizer:
     def from_gpt2_files(
         cls, vocab_path: str | Path, merges_path: str | Path, pattern: str = "gpt2", special_tokens: Iterable[str] = ()
     ) -> BPETokenizer:
-        """Load a GPT-2-style ``vocab.json`` + ``merges.txt`` (e.g. the original GPT-2 files: pattern ``gpt2``).
+        """Load a GPT-2-style `vocab.json` + `merges.txt` (e.g. the original GPT-2 files: pattern `gpt2`).
 
-        Vocabulary entries that are not byte-level strings (``<|endoftext|>``) are special tokens.
+        Vocabulary entries that are not byte-level strings (`<|endoftext|>`) are special tokens.
         """
         vocab = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
         lines = Path(merges_path).read_text(encoding="utf-8").splitlines()
@@ -480,7 +480,7 @@ def train_tokenizer(
     special_tokens: Iterable[str] = SPECIAL_TOKENS,
     progress: bool = False,
 ) -> BPETokenizer:
-    """Pre-tokenise ``texts``, learn the merges, and return the tokenizer (with progress bars if asked)."""
+    """Pre-tokenise `texts`, learn the merges, and return the tokenizer (with progress bars if asked)."""
     from tqdm import tqdm
 
     specials = list(dict.fromkeys(special_tokens))

@@ -12,8 +12,8 @@ from llm_from_scratch.utils import Range, check_ranges
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    """Which tokenizer the model trains on. ``kind`` is ``"bpe"`` (this book's from-scratch BPE) or
-    ``"sentencepiece"`` (with ``model_type`` ``"bpe"`` or ``"unigram"``)."""
+    """Which tokenizer the model trains on. `kind` is `"bpe"` (this book's from-scratch BPE) or
+    `"sentencepiece"` (with `model_type` `"bpe"` or `"unigram"`)."""
 
     kind: str = "bpe"
     vocab_size: int = 8192
@@ -22,7 +22,7 @@ class TokenizerConfig:
     max_train_bytes: int | None = None  # train on a prefix of the corpus (the tiny preset)
 
     def validate(self) -> TokenizerConfig:
-        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        """One `ValueError` naming the field, its value and the range (the config loader calls it)."""
         if self.kind == "bpe":
             from llm_from_scratch.tokenizer.bpe import check_pattern
 
@@ -44,7 +44,7 @@ class ShardConfig:
     val_fraction: float = 0.05
 
     def validate(self) -> ShardConfig:
-        """One ``ValueError`` naming the field, its value and the range (the config loader calls it)."""
+        """One `ValueError` naming the field, its value and the range (the config loader calls it)."""
         return check_ranges(
             self,
             {
@@ -61,7 +61,7 @@ def iter_jsonl_texts(path: str | Path) -> Iterator[str]:
 
 
 def take_bytes(texts, max_bytes: int | None) -> Iterator[str]:
-    """Whole documents until ``max_bytes`` of UTF-8 have been taken (at least one)."""
+    """Whole documents until `max_bytes` of UTF-8 have been taken (at least one)."""
     total = 0
     for text in texts:
         if max_bytes is not None and total >= max_bytes:
@@ -71,13 +71,13 @@ def take_bytes(texts, max_bytes: int | None) -> Iterator[str]:
 
 
 def bytes_per_token(tokenizer, texts) -> float:
-    """Compression: UTF-8 bytes per token over ``texts`` (higher means shorter sequences)."""
+    """Compression: UTF-8 bytes per token over `texts` (higher means shorter sequences)."""
     n_bytes = sum(len(t.encode("utf-8")) for t in texts)
     return n_bytes / sum(len(tokenizer.encode(t)) for t in texts)
 
 
 def load_tokenizer(path: str | Path):
-    """Load either tokenizer from its file: ``*.json`` is a from-scratch BPE, ``*.model`` a sentencepiece model."""
+    """Load either tokenizer from its file: `*.json` is a from-scratch BPE, `*.model` a sentencepiece model."""
     from llm_from_scratch.tokenizer.bpe import BPETokenizer
     from llm_from_scratch.tokenizer.spm import SentencePieceTokenizer
 
@@ -88,7 +88,7 @@ def load_tokenizer(path: str | Path):
 
 
 def train_from_config(config: TokenizerConfig, texts, progress: bool = False):
-    """Train the tokenizer ``config`` describes on ``texts``."""
+    """Train the tokenizer `config` describes on `texts`."""
     texts = take_bytes(texts, config.max_train_bytes)
     if config.kind == "bpe":
         from llm_from_scratch.tokenizer.bpe import train_tokenizer

@@ -1,9 +1,9 @@
-"""The tokenizer stored in a GGUF file, loaded into our own byte-level BPE (:class:`BPETokenizer`).
+"""The tokenizer stored in a GGUF file, loaded into our own byte-level BPE (`BPETokenizer`).
 
-A GGUF file of a GPT-2-style tokenizer (``tokenizer.ggml.model == "gpt2"``) carries the vocabulary as GPT-2
-printable strings (``tokenizer.ggml.tokens``, space written ``Ġ``), the merges in rank order
-(``tokenizer.ggml.merges``, ``"a b"``), a type per token (1 normal, 3 control, 4 user-defined, ...) and the name
-of the pre-tokenizer (``tokenizer.ggml.pre``). Nothing needs training: our BPE encoder applies the lowest-ranked
+A GGUF file of a GPT-2-style tokenizer (`tokenizer.ggml.model == "gpt2"`) carries the vocabulary as GPT-2
+printable strings (`tokenizer.ggml.tokens`, space written `Ġ`), the merges in rank order
+(`tokenizer.ggml.merges`, `"a b"`), a type per token (1 normal, 3 control, 4 user-defined, ...) and the name
+of the pre-tokenizer (`tokenizer.ggml.pre`). Nothing needs training: our BPE encoder applies the lowest-ranked
 merge first, exactly as Hugging Face's and llama.cpp's do, once the text is cut into the same words.
 """
 
@@ -16,7 +16,7 @@ from llm_from_scratch.tokenizer.pretokenize import GPT2_PATTERN, GPT4_PATTERN
 
 CONTROL, USER_DEFINED = 3, 4
 
-# SmolLM's pre-tokenizer is two steps: every digit on its own (HF ``Digits(individual_digits=True)``), then GPT-2's
+# SmolLM's pre-tokenizer is two steps: every digit on its own (HF `Digits(individual_digits=True)`), then GPT-2's
 # regex inside the pieces between digits. One regex does both: a digit alternative first, and GPT-2's
 # "whitespace run not followed by a non-space" made to also stop before a digit, where a piece ends.
 SMOLLM_PATTERN = r"""\p{N}|'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"""
@@ -99,13 +99,13 @@ class GGUFTokenizer(BPETokenizer):
 
     @property
     def eot_id(self) -> int:
-        """The end-of-sequence id the file names (``<|im_end|>`` for SmolLM2-Instruct), else ``<|endoftext|>``."""
+        """The end-of-sequence id the file names (`<|im_end|>` for SmolLM2-Instruct), else `<|endoftext|>`."""
         return self.eos_id if self.eos_id is not None else super().eot_id
 
 
 def apply_chat_template(template: str, messages: list[dict], add_generation_prompt: bool = True) -> str:
-    """Render a chat template from a model file (a Jinja2 template, as in ``tokenizer.chat_template``) for
-    ``messages`` (``[{"role": "user", "content": "..."}, ...]``).
+    """Render a chat template from a model file (a Jinja2 template, as in `tokenizer.chat_template`) for
+    `messages` (`[{"role": "user", "content": "..."}, ...]`).
 
     The template runs in Jinja2's immutable sandbox, as Hugging Face runs it: a template is code shipped inside a
     model file, so it must not reach Python attributes or mutate anything.

@@ -10,10 +10,10 @@ from llm_from_scratch.tokenizer.shards import ShardSet
 def window_starts(
     lengths: list[int], n: int, context_length: int, seed: int, step: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` distinct windows of ``context_length + 1`` tokens as (shard index, offset) pairs.
+    """`n` distinct windows of `context_length + 1` tokens as (shard index, offset) pairs.
 
-    The generator is seeded with ``(seed, step)`` only, so batch ``step`` is the same whether training ran straight
-    through or resumed from a checkpoint at ``step``. Windows never cross a shard boundary, and they are drawn
+    The generator is seeded with `(seed, step)` only, so batch `step` is the same whether training ran straight
+    through or resumed from a checkpoint at `step`. Windows never cross a shard boundary, and they are drawn
     without replacement from all valid starting positions of all shards together, so each position is equally likely.
     """
     valid = np.array([max(0, length - context_length) for length in lengths], dtype=np.int64)
@@ -42,12 +42,12 @@ def get_batch(
     world_size: int = 1,
     device: str | None = "cpu",
 ):
-    """Inputs ``x`` and targets ``y`` (``x`` shifted by one token), LongTensors of shape ``[batch_size, context]``.
+    """Inputs `x` and targets `y` (`x` shifted by one token), LongTensors of shape `[batch_size, context]`.
 
-    Each step draws ``batch_size * world_size`` distinct windows from one generator seeded by ``(seed, step)``;
-    rank ``r`` takes the ``r``-th slice, so data-parallel ranks never read the same window in the same step and
-    together see exactly the batch a single process with ``world_size`` times the batch size would see.
-    On CUDA the batch is copied through pinned memory with ``non_blocking=True`` so the copy overlaps compute.
+    Each step draws `batch_size * world_size` distinct windows from one generator seeded by `(seed, step)`;
+    rank `r` takes the `r`-th slice, so data-parallel ranks never read the same window in the same step and
+    together see exactly the batch a single process with `world_size` times the batch size would see.
+    On CUDA the batch is copied through pinned memory with `non_blocking=True` so the copy overlaps compute.
     """
     import torch
 

@@ -1,6 +1,6 @@
 """Pre-tokenisation: cut text into words before BPE, so merges never cross a word boundary.
 
-BPE on raw text would happily learn tokens such as ``"dog."`` and ``"dog!"`` and ``"dog?"`` separately, wasting the
+BPE on raw text would happily learn tokens such as `"dog."` and `"dog!"` and `"dog?"` separately, wasting the
 vocabulary on punctuation variants. GPT-2 therefore first splits text with a regular expression into letters,
 digits, punctuation and whitespace runs, and runs BPE inside each piece only.
 """
@@ -12,12 +12,12 @@ import functools
 import regex
 
 # GPT-2 (Radford et al., 2019): English contractions, an optional leading space glued to letters / digits / punctuation,
-# and whitespace runs, where the last space before a word is left to that word (``\s+(?!\S)``).
+# and whitespace runs, where the last space before a word is left to that word (`\s+(?!\S)`).
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 # GPT-4 (tiktoken's cl100k_base): case-insensitive contractions, a single non-letter (e.g. a quote) may lead a word,
 # numbers are cut into groups of at most three digits, and newlines are kept apart from other whitespace.
-# The possessive quantifiers (``?+``, ``++``) forbid backtracking, which keeps the regex linear-time.
+# The possessive quantifiers (`?+`, `++`) forbid backtracking, which keeps the regex linear-time.
 GPT4_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|"""
     r"""\s+(?!\S)|\s"""
@@ -27,7 +27,7 @@ PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
 
 
 def resolve_pattern(pattern: str) -> str:
-    """A pattern name (``"gpt2"``, ``"gpt4"``) or a literal regular expression."""
+    """A pattern name (`"gpt2"`, `"gpt4"`) or a literal regular expression."""
     return PATTERNS.get(pattern, pattern)
 
 
@@ -47,5 +47,5 @@ def special_splitter(special_tokens: tuple[str, ...]) -> regex.Pattern | None:
 
 
 def pretokenize(text: str, pattern: str = "gpt4") -> list[str]:
-    """The words BPE works inside; their concatenation is exactly ``text``."""
+    """The words BPE works inside; their concatenation is exactly `text`."""
     return compiled(pattern).findall(text)

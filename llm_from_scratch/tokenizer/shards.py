@@ -1,13 +1,13 @@
-"""Binary token shards: the training-ready form of the corpus, readable with a plain ``np.memmap``.
+"""Binary token shards: the training-ready form of the corpus, readable with a plain `np.memmap`.
 
 File layout (little-endian), one file per shard:
 
 ====== ===== ==========================================================================
 offset bytes field
 ====== ===== ==========================================================================
-0      8     magic ``b"LFSTOKS\\0"``
+0      8     magic `b"LFSTOKS\\0"`
 8      4     format version (uint32, currently 1)
-12     4     bytes per token (uint32): 2 = ``uint16`` when the vocabulary has at most 65536 ids, else 4 = ``uint32``
+12     4     bytes per token (uint32): 2 = `uint16` when the vocabulary has at most 65536 ids, else 4 = `uint32`
 16     8     number of tokens (uint64)
 24     8     number of documents that start in this shard (uint64)
 32     4     vocabulary size (uint32)
@@ -20,10 +20,10 @@ offset bytes field
 256    ...   the tokens
 ====== ===== ==========================================================================
 
-``np.memmap(path, dtype=np.uint16, mode="r", offset=256)`` reads the tokens as nanoGPT reads its ``.bin`` files.
+`np.memmap(path, dtype=np.uint16, mode="r", offset=256)` reads the tokens as nanoGPT reads its `.bin` files.
 
 The checksum lives in bytes the first layout reserved (so the version stays 1 and older shards still read):
-:func:`open_shard` recomputes it, and checks that every id is inside the vocabulary, before the tokens are used.
+`open_shard` recomputes it, and checks that every id is inside the vocabulary, before the tokens are used.
 Flipped bytes that stay inside the vocabulary would otherwise train silently on garbage, and ids outside it would
 fail deep inside the embedding lookup.
 """
@@ -90,7 +90,7 @@ def write_shard(path: str | Path, tokens: np.ndarray, vocab_size: int, eot_id: i
 
 
 def read_header(path: str | Path) -> ShardHeader:
-    """Parse and check a shard header; any problem is one ``ValueError`` that names the file and the mismatch."""
+    """Parse and check a shard header; any problem is one `ValueError` that names the file and the mismatch."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"shard {path} does not exist; build shards with `llm-from-scratch tokenize shard`")
@@ -122,8 +122,8 @@ def read_header(path: str | Path) -> ShardHeader:
 
 
 def verify_tokens(path: str | Path, header: ShardHeader, tokens: np.ndarray) -> None:
-    """Recompute the checksum of ``tokens`` and check every id is below the vocabulary size, in bounded chunks;
-    one ``ValueError`` naming the file otherwise. Shards without a checksum (kind 0) get the range check only."""
+    """Recompute the checksum of `tokens` and check every id is below the vocabulary size, in bounded chunks;
+    one `ValueError` naming the file otherwise. Shards without a checksum (kind 0) get the range check only."""
     h = hashlib.sha256()
     for start in range(0, len(tokens), _CHUNK):
         chunk = np.asarray(tokens[start : start + _CHUNK])
@@ -145,8 +145,8 @@ def verify_tokens(path: str | Path, header: ShardHeader, tokens: np.ndarray) -> 
 def open_shard(
     path: str | Path, fingerprint: str | None = None, vocab_size: int | None = None, verify: bool = True
 ) -> tuple[ShardHeader, np.memmap]:
-    """Header and read-only memory map of the tokens; checks the tokenizer when ``fingerprint`` / ``vocab_size``
-    are given (the tokenizer that will decode, or the model that will embed, these ids), and with ``verify`` the
+    """Header and read-only memory map of the tokens; checks the tokenizer when `fingerprint` / `vocab_size`
+    are given (the tokenizer that will decode, or the model that will embed, these ids), and with `verify` the
     checksum and the id range (one pass over the file)."""
     header = read_header(path)
     if fingerprint is not None and header.fingerprint != fingerprint:
@@ -163,7 +163,7 @@ def open_shard(
 
 
 def check_vocab(tokenizer, model_vocab_size: int, where: str = "model") -> None:
-    """Raise if ``tokenizer`` produces ids that a model with ``model_vocab_size`` embeddings cannot embed.
+    """Raise if `tokenizer` produces ids that a model with `model_vocab_size` embeddings cannot embed.
 
     A model may have more rows than the tokenizer has ids (padding to a multiple of 64 is common), never fewer.
     """
@@ -177,7 +177,7 @@ def check_vocab(tokenizer, model_vocab_size: int, where: str = "model") -> None:
 # -------------------------------------------------------------------------------------------------- the shard set
 @dataclass
 class ShardSet:
-    """The train and validation shards of one corpus under one tokenizer, as listed in ``shards.json``."""
+    """The train and validation shards of one corpus under one tokenizer, as listed in `shards.json`."""
 
     directory: Path
     train: list[Path]
@@ -188,7 +188,7 @@ class ShardSet:
     _maps: dict = field(default_factory=dict, repr=False)
 
     def tokens(self, split: str) -> list[np.memmap]:
-        """Memory maps of the shards of ``split`` (``"train"`` or ``"val"``), opened and checked once."""
+        """Memory maps of the shards of `split` (`"train"` or `"val"`), opened and checked once."""
         if split not in ("train", "val"):
             raise ValueError(f"split must be 'train' or 'val', not {split!r}")
         if split not in self._maps:
@@ -200,12 +200,12 @@ class ShardSet:
         return sum(len(t) for t in self.tokens(split))
 
     def stream(self, split: str) -> np.ndarray:
-        """All tokens of ``split`` as one array (a copy in memory: fine for the book's corpus, not for terabytes)."""
+        """All tokens of `split` as one array (a copy in memory: fine for the book's corpus, not for terabytes)."""
         return np.concatenate([np.asarray(t) for t in self.tokens(split)])
 
     def bytes_per_token(self, split: str = "val") -> float:
-        """UTF-8 bytes of document text per token of ``split`` (each document's ``<|endoftext|>`` counts as a
-        token): multiply a loss in nats per token by ``1 / (ln 2 * bytes_per_token)`` to get bits per byte."""
+        """UTF-8 bytes of document text per token of `split` (each document's `<|endoftext|>` counts as a
+        token): multiply a loss in nats per token by `1 / (ln 2 * bytes_per_token)` to get bits per byte."""
         meta = json.loads((self.directory / "shards.json").read_text())
         return meta["text_bytes"][split] / self.n_tokens(split)
 
@@ -247,7 +247,7 @@ def doc_hash(text: str) -> int:
 
 
 def validation_threshold(hashes: list[int], val_fraction: float) -> int:
-    """Documents whose hash is at most this value are validation: the ``ceil(fraction * n)`` smallest hashes
+    """Documents whose hash is at most this value are validation: the `ceil(fraction * n)` smallest hashes
     (at least one document, never all of them), so a small corpus still gets a validation split."""
     if not hashes or val_fraction <= 0:
         return -1
@@ -305,12 +305,12 @@ def write_shards(
     num_workers: int = 2,
     progress: bool = True,
 ) -> ShardSet:
-    """Tokenize documents into fixed-size train/validation shards, streaming, with ``num_workers`` processes.
+    """Tokenize documents into fixed-size train/validation shards, streaming, with `num_workers` processes.
 
-    ``texts`` is read twice (a collection, or a function returning a fresh iterator): once to hash every document
-    and fix the split, once to encode. Every document is preceded by ``<|endoftext|>``, so the model always sees
+    `texts` is read twice (a collection, or a function returning a fresh iterator): once to hash every document
+    and fix the split, once to encode. Every document is preceded by `<|endoftext|>`, so the model always sees
     where a document starts. Results arrive in corpus order whatever the number of workers, so the shards are
-    byte-identical from run to run. ``shards.json`` is written last: its presence means the set is complete.
+    byte-identical from run to run. `shards.json` is written last: its presence means the set is complete.
     """
     from tqdm import tqdm
 

@@ -1,4 +1,4 @@
-"""sentencepiece, the production tokenizer, behind the same interface as :class:`BPETokenizer`."""
+"""sentencepiece, the production tokenizer, behind the same interface as `BPETokenizer`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from llm_from_scratch.tokenizer.bpe import SPECIAL_TOKENS
 
 
 class SentencePieceTokenizer:
-    """``encode``, ``decode``, ``vocab_size``, ``special_tokens``, ``eot_id`` and ``fingerprint`` over a
+    """`encode`, `decode`, `vocab_size`, `special_tokens`, `eot_id` and `fingerprint` over a
     sentencepiece model. The special tokens are user-defined symbols at ids 0..4, so that both tokenizers of this
-    book agree on them; sentencepiece's own ``<unk>`` follows them (``byte_fallback`` means it is never produced).
+    book agree on them; sentencepiece's own `<unk>` follows them (`byte_fallback` means it is never produced).
     """
 
     def __init__(self, model_proto: bytes):
@@ -46,7 +46,7 @@ class SentencePieceTokenizer:
         return self.sp.decode(list(ids))
 
     def save(self, path: str | Path) -> Path:
-        """Write the ``.model`` file (sentencepiece's protobuf, readable by any sentencepiece release)."""
+        """Write the `.model` file (sentencepiece's protobuf, readable by any sentencepiece release)."""
         path = Path(path)
         path.write_bytes(self.model_proto)
         return path
@@ -69,14 +69,14 @@ def train_sentencepiece(
     special_tokens: Iterable[str] = SPECIAL_TOKENS,
     num_threads: int = 2,
 ) -> SentencePieceTokenizer:
-    """Train a sentencepiece model on ``texts`` (one document per item) with the settings a byte-exact LM needs.
+    """Train a sentencepiece model on `texts` (one document per item) with the settings a byte-exact LM needs.
 
-    - ``byte_fallback=True``: a character outside the vocabulary becomes its UTF-8 bytes, never ``<unk>``.
-    - ``normalization_rule_name="identity"``, ``remove_extra_whitespaces=False``, ``add_dummy_prefix=False``: the
-      defaults (NFKC, collapsing runs of spaces, a space before every text) would make ``decode(encode(s)) != s``,
+    - `byte_fallback=True`: a character outside the vocabulary becomes its UTF-8 bytes, never `<unk>`.
+    - `normalization_rule_name="identity"`, `remove_extra_whitespaces=False`, `add_dummy_prefix=False`: the
+      defaults (NFKC, collapsing runs of spaces, a space before every text) would make `decode(encode(s)) != s`,
       which ruins indented code and poetry layouts.
-    - ``split_digits=True``: numbers are spelt digit by digit, as LLaMA does, so arithmetic sees aligned digits.
-    - ``user_defined_symbols``: the chat and end-of-text tokens, which are never split and get ids 0..4.
+    - `split_digits=True`: numbers are spelt digit by digit, as LLaMA does, so arithmetic sees aligned digits.
+    - `user_defined_symbols`: the chat and end-of-text tokens, which are never split and get ids 0..4.
     """
     import sentencepiece as spm
 

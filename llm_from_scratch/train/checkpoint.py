@@ -1,16 +1,16 @@
 """Training checkpoints without pickle, written atomically, and resume that skips a damaged one.
 
-A checkpoint is a model folder (:mod:`llm_from_scratch.model.checkpoint`: ``model.safetensors``, ``config.json``,
-``manifest.json``) plus the training state:
+A checkpoint is a model folder (`llm_from_scratch.model.checkpoint`: `model.safetensors`, `config.json`,
+`manifest.json`) plus the training state:
 
-- ``train_state.safetensors``: every tensor of the training state (AdamW moments, torch/CUDA/NumPy RNG states);
-- ``train_state.json``: everything else (step, optimiser hyper-parameters, Python RNG, data position, the training
+- `train_state.safetensors`: every tensor of the training state (AdamW moments, torch/CUDA/NumPy RNG states);
+- `train_state.json`: everything else (step, optimiser hyper-parameters, Python RNG, data position, the training
   config, the tokenizer fingerprint, and SHA-256 checksums of both safetensors files).
 
-The directory is assembled under a temporary name and renamed into place, and the pointer ``latest.json`` is
+The directory is assembled under a temporary name and renamed into place, and the pointer `latest.json` is
 replaced atomically afterwards: a run killed at any instant leaves the previous checkpoint intact and current.
 A checkpoint that fails verification anyway (a disk error, a file deleted by hand) is skipped by
-:func:`latest_checkpoint`, which falls back to the newest intact one and says so on stderr.
+`latest_checkpoint`, which falls back to the newest intact one and says so on stderr.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ def save_checkpoint(
     state: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write checkpoint ``run_dir/step-XXXXXXXX`` atomically, point ``latest.json`` at it, prune old ones.
+    """Write checkpoint `run_dir/step-XXXXXXXX` atomically, point `latest.json` at it, prune old ones.
 
-    ``state`` is JSON-serialisable extra state (data position, training config, tokenizer fingerprint...); its
-    ``tokenizer_fingerprint`` is also recorded in the model folder's manifest.
+    `state` is JSON-serialisable extra state (data position, training config, tokenizer fingerprint...); its
+    `tokenizer_fingerprint` is also recorded in the model folder's manifest.
     """
     from safetensors.torch import save_file
 
@@ -100,8 +100,8 @@ def save_checkpoint(
 
 
 def verify_checkpoint(directory: str | os.PathLike) -> dict:
-    """The JSON training state of ``directory`` after checking that every file is there and matches its SHA-256;
-    one :class:`CheckpointError` saying what is wrong otherwise."""
+    """The JSON training state of `directory` after checking that every file is there and matches its SHA-256;
+    one `CheckpointError` saying what is wrong otherwise."""
     directory = Path(directory)
     for f in (MODEL_FILE, CONFIG_FILE, STATE_TENSORS, STATE_JSON):
         if not (directory / f).is_file():
@@ -117,12 +117,12 @@ def verify_checkpoint(directory: str | os.PathLike) -> dict:
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest intact checkpoint of ``run_dir``, or ``None`` for a run that has not saved one yet.
+    """The newest intact checkpoint of `run_dir`, or `None` for a run that has not saved one yet.
 
-    ``latest.json`` names the current checkpoint. When it is missing, unreadable, points to a folder that is gone,
-    or its checkpoint fails :func:`verify_checkpoint`, the newest ``step-*`` folder that verifies is used instead
+    `latest.json` names the current checkpoint. When it is missing, unreadable, points to a folder that is gone,
+    or its checkpoint fails `verify_checkpoint`, the newest `step-*` folder that verifies is used instead
     and a warning names what was skipped and why: a damaged last checkpoint costs the steps since the one before
-    it, not the whole run. When checkpoints exist but none verifies, that is one :class:`CheckpointError`; when
+    it, not the whole run. When checkpoints exist but none verifies, that is one `CheckpointError`; when
     none is left at all (deleted by hand), the run starts over.
     """
     run_dir = Path(run_dir)
@@ -170,10 +170,10 @@ def load_checkpoint(
     expect: dict | None = None,
     restore_rng: bool = True,
 ) -> dict:
-    """Load weights, optimiser state and RNG states from ``directory``; return the JSON training state.
+    """Load weights, optimiser state and RNG states from `directory`; return the JSON training state.
 
-    ``expect`` maps keys of the JSON state (e.g. ``tokenizer_fingerprint``) to the values this run requires; any
-    difference is one :class:`CheckpointError` that names the key. Nothing is unpickled.
+    `expect` maps keys of the JSON state (e.g. `tokenizer_fingerprint`) to the values this run requires; any
+    difference is one `CheckpointError` that names the key. Nothing is unpickled.
     """
     directory = Path(directory)
     state = verify_checkpoint(directory)

@@ -1,6 +1,6 @@
 """Batches for pretraining: random windows of a token stream, chosen by a generator seeded from (seed, step).
 
-Because the windows of step ``s`` depend only on ``(seed, s, micro-batch)``, the data-loader "position" is the step
+Because the windows of step `s` depend only on `(seed, s, micro-batch)`, the data-loader "position" is the step
 number: a resumed run draws exactly the batches the uninterrupted run would have drawn, with no iterator to save.
 """
 
@@ -17,7 +17,7 @@ import torch
 class TokenData:
     """Train and validation token streams plus what evaluation needs to convert nats per token into bits per byte.
 
-    ``bytes_per_token`` is the number of UTF-8 bytes of validation text per validation token; ``fingerprint``
+    `bytes_per_token` is the number of UTF-8 bytes of validation text per validation token; `fingerprint`
     identifies the tokenizer (a checkpoint refuses to resume with another one).
     """
 
@@ -43,11 +43,11 @@ def train_batch(
     rank: int = 0,
     world_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Micro-batch ``micro`` of optimiser step ``step``: from the shard loader when there are shards (its
+    """Micro-batch `micro` of optimiser step `step`: from the shard loader when there are shards (its
     windows are a function of (seed, index), like ours), else from the in-memory stream.
 
-    Data parallelism: the global micro-batch has ``batch_size * world_size`` windows, drawn as one process with
-    that batch size would draw them, and rank ``rank`` takes the ``rank``-th block of ``batch_size``; so N ranks
+    Data parallelism: the global micro-batch has `batch_size * world_size` windows, drawn as one process with
+    that batch size would draw them, and rank `rank` takes the `rank`-th block of `batch_size`; so N ranks
     together see exactly what one process with N times the batch sees, and no two ranks read the same window."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
@@ -64,7 +64,7 @@ def train_batch(
 
 
 def shards_token_data(shards, tok) -> TokenData:
-    """``TokenData`` for a tokenizer ``ShardSet`` and the tokenizer that wrote it (checked: a mismatch raises)."""
+    """`TokenData` for a tokenizer `ShardSet` and the tokenizer that wrote it (checked: a mismatch raises)."""
     shards.check_tokenizer(tok)
     return TokenData(
         train=None,
@@ -87,7 +87,7 @@ def batch_generator(seed: int, step: int, micro: int = 0) -> torch.Generator:
 def stream_batch(
     tokens: np.ndarray, batch_size: int, block_size: int, seed: int, step: int, micro: int = 0, device: str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` windows of ``block_size + 1`` tokens at random offsets: inputs and next-token targets."""
+    """`batch_size` windows of `block_size + 1` tokens at random offsets: inputs and next-token targets."""
     if len(tokens) <= block_size + 1:
         raise ValueError(f"the token stream has {len(tokens)} tokens, fewer than block_size + 2 = {block_size + 2}")
     g = batch_generator(seed, step, micro)

@@ -10,7 +10,7 @@ import torch
 
 
 def perplexity(loss_nats: float) -> float:
-    """``exp`` of the mean cross-entropy: the effective number of equally likely next tokens."""
+    """`exp` of the mean cross-entropy: the effective number of equally likely next tokens."""
     return math.exp(loss_nats)
 
 
@@ -22,7 +22,7 @@ def bits_per_byte(loss_nats: float, bytes_per_token: float) -> float:
 
 @functools.lru_cache(maxsize=8)
 def measured_peak_flops(device: str, dtype: torch.dtype | None = None, n: int = 1024, reps: int = 8) -> float:
-    """Best dense-matmul throughput (FLOP/s) this device reaches at ``dtype``: the denominator of our MFU.
+    """Best dense-matmul throughput (FLOP/s) this device reaches at `dtype`: the denominator of our MFU.
 
     Datasheet peaks exist for GPUs but not for a reader's laptop CPU; measuring one large matmul gives a peak for
     every machine, so MFU reads as "fraction of what this machine's matmul kernel can do".

@@ -1,8 +1,8 @@
 """Muon (Jordan et al. 2024): momentum, orthogonalised by a Newton-Schulz iteration, for the hidden matrices;
 AdamW for everything else (embeddings, the output head, norm gains).
 
-One ``torch.optim.Optimizer`` holds both kinds of parameter group (``use_muon`` True or False), so the trainer,
-gradient clipping, the schedule and the pickle-free checkpoints (``train/checkpoint.py``) treat it like AdamW.
+One `torch.optim.Optimizer` holds both kinds of parameter group (`use_muon` True or False), so the trainer,
+gradient clipping, the schedule and the pickle-free checkpoints (`train/checkpoint.py`) treat it like AdamW.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 
 def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
-    """Approximately the orthogonal polar factor ``U V^T`` of ``g = U S V^T``: the nearest semi-orthogonal matrix.
+    """Approximately the orthogonal polar factor `U V^T` of `g = U S V^T`: the nearest semi-orthogonal matrix.
 
-    ``X <- a X + (b A + c A^2) X`` with ``A = X X^T`` maps each singular value ``s`` to ``a s + b s^3 + c s^5``
-    and leaves the singular vectors alone. Dividing by the Frobenius norm first puts every ``s`` in ``[0, 1]``.
-    Wide orientation (rows <= columns) keeps ``A`` the smaller Gram matrix.
+    `X <- a X + (b A + c A^2) X` with `A = X X^T` maps each singular value `s` to `a s + b s^3 + c s^5`
+    and leaves the singular vectors alone. Dividing by the Frobenius norm first puts every `s` in `[0, 1]`.
+    Wide orientation (rows <= columns) keeps `A` the smaller Gram matrix.
     """
     if g.ndim != 2:
         raise ValueError(f"newton_schulz orthogonalises a matrix, got a tensor of shape {tuple(g.shape)}")
@@ -66,9 +66,9 @@ def muon_update(
 
 
 class Muon(torch.optim.Optimizer):
-    """Muon for groups with ``use_muon=True`` (2-D hidden matrices), AdamW for the other groups.
+    """Muon for groups with `use_muon=True` (2-D hidden matrices), AdamW for the other groups.
 
-    Every group has an ``lr`` (the trainer's schedule writes it) and an ``lr_mult``: Muon's matrices take a larger
+    Every group has an `lr` (the trainer's schedule writes it) and an `lr_mult`: Muon's matrices take a larger
     step than AdamW's (typically 0.02 against 1e-3), and the one schedule scales both by the same factor.
     """
 
@@ -125,12 +125,12 @@ def muon_param_groups(
     model: nn.Module, weight_decay: float, muon_lr_mult: float, muon_weight_decay: float = 0.0
 ) -> list[dict]:
     """Three groups: Muon for the hidden matrices; AdamW with decay for other matrices; AdamW without decay for
-    vectors and embeddings (the same rule as :func:`~llm_from_scratch.train.optim.param_groups`).
+    vectors and embeddings (the same rule as `llm_from_scratch.train.optim.param_groups`).
 
     Not Muon: the embedding table (its gradient is a sparse sum of one-hot rows, not a linear map to be
     conditioned) and the output head, including a head tied to the embedding (Jordan et al. found AdamW better for
-    both), and every vector (norm gains, biases). ``muon_weight_decay`` is the Muon matrices' own (decoupled)
-    decay: their step is ``muon_lr_mult`` times larger, so AdamW's coefficient would decay them that much harder.
+    both), and every vector (norm gains, biases). `muon_weight_decay` is the Muon matrices' own (decoupled)
+    decay: their step is `muon_lr_mult` times larger, so AdamW's coefficient would decay them that much harder.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     # the module's own name, so a wrapper's prefix (DDP's "module.") does not hide the head

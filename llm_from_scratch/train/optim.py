@@ -12,7 +12,7 @@ from torch import nn
 class AdamW(torch.optim.Optimizer):
     """Adam with bias correction and *decoupled* weight decay.
 
-    ``decoupled=False`` turns it into Adam with an L2 penalty (the decay is added to the gradient and therefore
+    `decoupled=False` turns it into Adam with an L2 penalty (the decay is added to the gradient and therefore
     divided by the adaptive denominator); that variant exists so the chapter can show the difference.
     """
 
@@ -99,7 +99,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def param_group_names(model: nn.Module, weight_decay: float = 0.1) -> tuple[list[str], list[str]]:
-    """Names of the decayed and undecayed parameters (what :func:`param_groups` decides, for printing)."""
+    """Names of the decayed and undecayed parameters (what `param_groups` decides, for printing)."""
     groups = param_groups(model, weight_decay)
     ids = [{id(p) for p in g["params"]} for g in groups]
     names = [[], []]

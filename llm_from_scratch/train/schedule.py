@@ -17,13 +17,13 @@ def lr_at(
     schedule: str = "cosine",
     decay_frac: float = 0.2,
 ) -> float:
-    """Learning rate for 0-based ``step`` of a run of ``total_steps`` optimiser steps.
+    """Learning rate for 0-based `step` of a run of `total_steps` optimiser steps.
 
-    Warmup: ``peak * (step + 1) / warmup`` so the very first step already moves (a zero learning rate would waste
-    it) and step ``warmup - 1`` is at the peak. Decay: cosine from the peak at step ``warmup`` to
-    ``min_ratio * peak`` at the last step ``total_steps - 1``; later steps stay at the floor.
-    ``schedule="wsd"`` (warmup-stable-decay, Hu et al. 2024; Hagele et al. 2024) holds the peak after warmup and
-    decays linearly to the floor over the last ``decay_frac`` of the run.
+    Warmup: `peak * (step + 1) / warmup` so the very first step already moves (a zero learning rate would waste
+    it) and step `warmup - 1` is at the peak. Decay: cosine from the peak at step `warmup` to
+    `min_ratio * peak` at the last step `total_steps - 1`; later steps stay at the floor.
+    `schedule="wsd"` (warmup-stable-decay, Hu et al. 2024; Hagele et al. 2024) holds the peak after warmup and
+    decays linearly to the floor over the last `decay_frac` of the run.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")

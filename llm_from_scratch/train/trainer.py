@@ -71,8 +71,8 @@ class TrainConfig:
         return d
 
     def validate(self) -> TrainConfig:
-        """One ``ValueError`` naming the field, its value and the range when a setting cannot work: checked before any
-        stage runs (``max_steps = 0`` once recorded a finished run without a checkpoint)."""
+        """One `ValueError` naming the field, its value and the range when a setting cannot work: checked before any
+        stage runs (`max_steps = 0` once recorded a finished run without a checkpoint)."""
         betas = self.betas
         if not (
             isinstance(betas, tuple | list)
@@ -132,8 +132,8 @@ class TrainResult:
 
 
 def choose_autocast(setting: str, device: str, d_model: int) -> torch.dtype | None:
-    """The autocast dtype to train with. ``auto``: on GPUs always; on a CPU only with AMX matrix units and a model
-    wide enough (``d_model >= 256``) that its matmuls, not the bf16 conversions, dominate the step."""
+    """The autocast dtype to train with. `auto`: on GPUs always; on a CPU only with AMX matrix units and a model
+    wide enough (`d_model >= 256`) that its matmuls, not the bf16 conversions, dominate the step."""
     if setting == "off":
         return None
     if setting in ("bf16", "fp16"):
@@ -160,7 +160,7 @@ def evaluate(model: nn.Module, windows: list[torch.Tensor], device: str, amp: to
 
 @torch.no_grad()
 def eval_sums(model: nn.Module, windows: list[torch.Tensor], device: str, amp: torch.dtype | None) -> tuple[float, int]:
-    """Summed cross-entropy and number of predicted tokens over ``windows`` (data-parallel ranks add theirs up)."""
+    """Summed cross-entropy and number of predicted tokens over `windows` (data-parallel ranks add theirs up)."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -196,20 +196,20 @@ def train(
     parallel: str = "none",
     env: DistEnv | None = None,
 ) -> TrainResult:
-    """Pretrain a ``Transformer(model_config)`` on ``data``; resume from ``run_dir``'s latest checkpoint if any.
+    """Pretrain a `Transformer(model_config)` on `data`; resume from `run_dir`'s latest checkpoint if any.
 
-    ``stop_at`` ends the run after that many steps (with a checkpoint), as an interruption would; calling
-    ``train`` again with the same arguments continues it and yields the same losses as one uninterrupted run.
-    ``model`` trains another architecture with the same interface (``forward(idx, targets) -> (logits, loss)``,
-    ``flops_per_token(T)``) instead of ``Transformer(model_config)``; the benchmark's GPT-2 baseline uses it.
+    `stop_at` ends the run after that many steps (with a checkpoint), as an interruption would; calling
+    `train` again with the same arguments continues it and yields the same losses as one uninterrupted run.
+    `model` trains another architecture with the same interface (`forward(idx, targets) -> (logits, loss)`,
+    `flops_per_token(T)`) instead of `Transformer(model_config)`; the benchmark's GPT-2 baseline uses it.
 
-    ``parallel`` (``ddp``, ``ddp-scratch``, ``fsdp``, ``tp``, ``tp-dtensor``) trains under ``torchrun``, every rank
-    calling ``train`` with the same arguments (``env``: an already joined process group). ``batch_size`` is per
-    rank: data-parallel ranks read disjoint slices of a global batch ``world_size`` times larger, tensor-parallel
+    `parallel` (`ddp`, `ddp-scratch`, `fsdp`, `tp`, `tp-dtensor`) trains under `torchrun`, every rank
+    calling `train` with the same arguments (`env`: an already joined process group). `batch_size` is per
+    rank: data-parallel ranks read disjoint slices of a global batch `world_size` times larger, tensor-parallel
     ranks the same batch. The logged loss is the global batch's, rank 0 alone writes the log, samples and
     checkpoints, and a checkpoint is the single-process one (full weights and moments), so a run resumes under
     any strategy with as many data-parallel ranks. The caller leaves the process group
-    (``cleanup_distributed``). The result's model is sharded under FSDP and tensor parallelism.
+    (`cleanup_distributed`). The result's model is sharded under FSDP and tensor parallelism.
     """
     from llm_from_scratch.distributed.parallel import ParallelRun
     from llm_from_scratch.model import Transformer
