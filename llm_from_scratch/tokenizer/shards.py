@@ -247,8 +247,9 @@ def doc_hash(text: str) -> int:
 
 
 def validation_threshold(hashes: list[int], val_fraction: float) -> int:
-    """Documents whose hash is at most this value are validation: the `ceil(fraction * n)` smallest hashes
-    (at least one document, never all of them), so a small corpus still gets a validation split."""
+    """Documents whose hash is at most this value are validation: the `round(fraction * n)` smallest hashes
+    (Python's `round`, halves to even; at least one document, never all of them), so a small corpus still
+    gets a validation split."""
     if not hashes or val_fraction <= 0:
         return -1
     n_val = min(max(1, round(val_fraction * len(hashes))), len(hashes) - 1)
