@@ -1,4 +1,5 @@
-"""Fully sharded data parallelism with FSDP2 (`torch.distributed.fsdp.fully_shard`, Zhao et al. 2023) on the
+"""Fully sharded data parallelism with FSDP2 (`torch.distributed.fsdp.fully_shard`: per-parameter sharding on
+DTensor, see the PyTorch documentation and TorchTitan, Liang et al. 2024; FSDP itself is Zhao et al. 2023) on the
 book's model, and checkpoints that a single process can load.
 
 `fully_shard(block)` turns each block's parameters into DTensors sharded along dim 0 over the ranks; before the
