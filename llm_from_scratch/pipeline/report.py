@@ -199,7 +199,7 @@ def render_report(config: RunConfig, summary: dict) -> str:
         "## Alignment",
         "",
         f"SFT on {s['sft']['examples']} examples ({s['sft'].get('skill_examples', 0)} of them arithmetic problems of "
-        "the verifiable skill, the rest dialogue): held-out reply loss {s['sft']['val_reply_loss_before']:.3f}"
+        f"the verifiable skill, the rest dialogue): held-out reply loss {s['sft']['val_reply_loss_before']:.3f}"
         f" -> {s['sft']['val_reply_loss_after']:.3f}. Preference pairs: {s['preferences']['pairs']} from "
         f"{s['preferences']['prompts']} prompts. DPO ({s['dpo']['steps']} steps): final loss {s['dpo']['loss']:.3f}, "
         f"pair accuracy {s['dpo']['accuracy']:.2f}.",
