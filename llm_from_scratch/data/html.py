@@ -154,26 +154,38 @@ def html_to_text(page: str) -> str:
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 
-def sniff_charset(data: bytes) -> str:
-    """The encoding of an HTML page: a byte-order mark, else a `<meta charset>` in the first 2 KB (the HTML5
-    prescan window is 1024 bytes; some generators put it later), else UTF-8. Unknown names fall back to UTF-8."""
+_HTTP_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def _codec(label: str) -> str | None:
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    # WHATWG: a page labelled latin-1 / ascii is decoded as windows-1252 (a superset that browsers use).
+    return "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
+
+
+def sniff_charset(data: bytes, content_type: str | None = None) -> str:
+    """The encoding of an HTML page: a byte-order mark, else the charset of the HTTP `Content-Type` header
+    (`content_type`, when the page came with one), else a `<meta charset>` in the first 2 KB (the HTML5 prescan
+    window is 1024 bytes; some generators put it later), else UTF-8. Unknown names fall back to UTF-8."""
     for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
             return name
+    m = _HTTP_CHARSET.search(content_type or "")
+    if m and _codec(m.group(1)):
+        return _codec(m.group(1))
     m = _META_CHARSET.search(data[:2048])
     if m:
-        try:
-            name = codecs.lookup(m.group(1).decode("ascii")).name
-        except LookupError:
-            return "utf-8"
-        # WHATWG: a page labelled latin-1 / ascii is decoded as windows-1252 (a superset that browsers use).
-        return "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
+        return _codec(m.group(1).decode("ascii")) or "utf-8"
     return "utf-8"
 
 
-def decode_html(data: bytes) -> tuple[str, int]:
-    """Decode an HTML page with its declared charset; return the text and how many bytes could not be decoded
-    (replaced by U+FFFD). A wrong declaration shows up as replaced bytes, which the pipeline counts and rejects."""
-    name = sniff_charset(data)
+def decode_html(data: bytes, content_type: str | None = None) -> tuple[str, int]:
+    """Decode an HTML page with its declared charset (`sniff_charset`: byte-order mark, HTTP header, `<meta>`);
+    return the text and how many bytes could not be decoded (replaced by U+FFFD). A wrong declaration shows up
+    as replaced bytes, which the pipeline counts and rejects."""
+    name = sniff_charset(data, content_type)
     text = data.decode(name, errors="replace")
     return text, max(text.count("\ufffd") - data.count("\ufffd".encode()), 0)

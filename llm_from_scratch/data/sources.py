@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from llm_from_scratch.data.html import decode_html
+
 
 @dataclass(frozen=True)
 class Document:
@@ -227,10 +229,12 @@ class TruncatedRecordError(ValueError):
 def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Document]:
     """Documents from a Common Crawl WARC or WET file (gzipped or not) via `warcio`.
 
-    WET `conversion` records already hold extracted plain text; WARC `response` records with an HTML
-    content type are yielded as `format="html"` so the extractor strips the markup. A record cut off before its
-    `Content-Length` (a truncated download) is never yielded as a partial document: it raises
-    `TruncatedRecordError` naming the file and the record, after the complete records before it.
+        WET `conversion` records already hold extracted plain text; WARC `response` records with an HTML
+        content type are decoded with their declared charset (`data.html.decode_html`: byte-order mark, the HTTP
+    `Content-Type` header, else `<meta charset>`, else UTF-8) and yielded as `format="html"` so the extractor strips
+    the markup. A record cut off before its
+        `Content-Length` (a truncated download) is never yielded as a partial document: it raises
+        `TruncatedRecordError` naming the file and the record, after the complete records before it.
     """
     from warcio.archiveiterator import ArchiveIterator
 
@@ -248,13 +252,15 @@ def read_warc(path: str | Path, source: str = "commoncrawl") -> Iterator[Documen
                 )
             if kind not in ("conversion", "response"):
                 continue
-            text, invalid = decode_bytes(content)
-            fmt = "text"
             if kind == "response":
                 ctype = (record.http_headers.get_header("Content-Type") or "") if record.http_headers else ""
                 if "html" not in ctype:
                     continue
+                text, invalid = decode_html(content, ctype)  # the page's charset, not always UTF-8
                 fmt = "html"
+            else:
+                text, invalid = decode_bytes(content)  # WET text is UTF-8 (Common Crawl converts it)
+                fmt = "text"
             yield Document(id=str(uri), source=source, text=text, format=fmt, invalid_bytes=invalid)
 
 

@@ -96,3 +96,29 @@ def test_wet_and_warc_records_written_by_warcio(tmp_path):
     )
     docs = list(read_warc(warc))
     assert len(docs) == 1 and docs[0].format == "html" and "<p>Hello" in docs[0].text
+
+
+def test_warc_html_is_decoded_with_its_declared_charset(tmp_path):
+    """A response record's HTML goes through `data.html.decode_html`: the HTTP header's charset, else the page's
+    `<meta charset>`, never a blind UTF-8 decode (which would turn every accented byte into U+FFFD)."""
+    body = "<html><body><p>Caf\u00e9 cr\u00e8me, na\u00efve \u2014 d\u00e9j\u00e0 vu.</p></body></html>"
+    meta = '<html><head><meta charset="windows-1252"></head><body><p>Caf\u00e9 \u2014 ok.</p></body></html>'
+    warc = tmp_path / "latin.warc.gz"
+    _write_warc(
+        warc,
+        [
+            (
+                "response",
+                "http://h.example/",
+                body.replace("\u2014", "-").encode("latin-1"),
+                "text/html; charset=ISO-8859-1",
+            ),
+            ("response", "http://m.example/", meta.encode("cp1252"), "text/html"),
+            ("response", "http://u.example/", body.encode("utf-8"), "text/html"),
+        ],
+    )
+    docs = list(read_warc(warc))
+    assert [d.invalid_bytes for d in docs] == [0, 0, 0]
+    assert "Caf\u00e9 cr\u00e8me, na\u00efve - d\u00e9j\u00e0 vu." in docs[0].text
+    assert "Caf\u00e9 \u2014 ok." in docs[1].text
+    assert "Caf\u00e9 cr\u00e8me" in docs[2].text and "\ufffd" not in docs[2].text
