@@ -14,6 +14,7 @@ export PYTHONHASHSEED := 0
 JB_FLAGS := -W -n --keep-going
 PDF := _build/latex/llm-from-scratch.pdf
 STAMP := $(VENV)/.installed
+MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 
 .PHONY: help setup tex book html pdf pdf-refs execute chapter nbval test unit pairs lint book-check clean
 
@@ -24,7 +25,13 @@ help:
 	@echo "make nbval NB=chapters/00_map     - check one chapter's stored outputs reproduce"
 
 # ---- set-up ------------------------------------------------------------------------------------------------
-setup: $(STAMP)
+setup: $(STAMP) $(MATHJAX)
+	@bash .ci/install_browser.sh
+
+# MathJax for the HTML pages, pinned in package.json/package-lock.json and served from book/_static/mathjax, so
+# equations render offline. Needs npm (Debian/Ubuntu: apt-get install npm).
+$(MATHJAX): package.json package-lock.json .ci/install_mathjax.sh
+	@bash .ci/install_mathjax.sh
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@$(PYTHON) -c "import sys; assert sys.version_info >= (3, 10), 'Python >= 3.10 is needed, found ' + sys.version"
