@@ -87,8 +87,31 @@ def _run(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     art = artifacts(args)
+    if args.gguf:
+        return _eval_gguf(args, art)
     art.ensure("eval")
     print(json.dumps(art.results["eval"]["metrics"], indent=1, default=float))
+    return 0
+
+
+def _eval_gguf(args: argparse.Namespace, art) -> int:
+    """`eval --gguf FILE`: a real model's bits per byte and cloze accuracy on this run's held-out documents, each
+    measured with the model's own tokenizer (`llm_from_scratch.eval.external`)."""
+    from llm_from_scratch.eval.cloze import build_cloze_items, heldout_documents
+    from llm_from_scratch.eval.external import evaluate_external
+    from llm_from_scratch.model.gguf import load_gguf
+
+    if args.max_bytes < 0:
+        raise ValueError(f"--max-bytes must be 0 (all the held-out text) or more, not {args.max_bytes}")
+    model, tokenizer, _ = load_gguf(args.gguf, art.device)  # a bad file fails here, before the corpus is built
+    cfg = art.config.eval
+    held = heldout_documents(art.corpus_path(), art.config.shards.val_fraction)
+    items = build_cloze_items(
+        held, cfg.cloze_items, cfg.cloze_choices, cfg.cloze_context_lines, cfg.cloze_min_chars, cfg.cloze_max_chars,
+        cfg.cloze_seed,
+    )  # fmt: skip
+    result = {"model": str(args.gguf), **evaluate_external(model, tokenizer, held, items, args.max_bytes or None)}
+    print(json.dumps(result, indent=1, default=float))
     return 0
 
 
@@ -112,6 +135,17 @@ def register(subparsers) -> None:
             p.add_argument("--parallel", default="none", choices=PARALLEL, help="strategy under torchrun")
         if spec.name in ("pretrain", "sft", "dpo", "rlhf", "reward", "preferences", "eval"):
             p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: run.device)")
+        if spec.name == "eval":
+            p.add_argument(
+                "--gguf", metavar="FILE",
+                help="evaluate a GGUF model instead ('smollm2': the bundled one): bits per byte on the held-out "
+                "documents and the cloze task, with the model's own tokenizer",
+            )  # fmt: skip
+            p.add_argument(
+                "--max-bytes", type=int, default=100_000, metavar="N",
+                help="with --gguf: bits per byte on the opening N bytes of the held-out text, an equal share of "
+                "each document (default: 100000; 0: all of it)",
+            )  # fmt: skip
         add_common_args(p)
         p.set_defaults(func=_eval if spec.name == "eval" else _stage, stage=spec.name)
     p = subparsers.add_parser(
