@@ -8,7 +8,6 @@ function in `llm_from_scratch.pipeline.build`.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,40 +78,70 @@ GROUP_COLOURS = {
 }
 
 
-def draw_pipeline(stages: tuple[Stage, ...] = STAGES, columns: int = 5):
-    """Draw the stages as a snake of boxes (left to right, then right to left), each labelled with its chapter.
+def draw_pipeline(stages: tuple[Stage, ...] = STAGES, width: float = 6.5):
+    """Draw the artifact graph of the pipeline: one box per stage (its title, chapters, command and the artifact
+    it writes), one arrow per input it reads, laid out top to bottom by dependency depth. An input from the next
+    layer up is a straight arrow; one from further up runs down a lane in the margin (one lane per reader, on the
+    reader's side), so no arrow crosses a box.
 
-    Returns the matplotlib figure; the caller shows or saves it (PNG, so the PDF renders it too).
+    `width` is in inches (6.5 fits the printed page; every label is at least 8 pt at that size). Returns the
+    matplotlib figure; the caller shows or saves it (PNG, so the PDF renders it too).
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path
 
-    rows = -(-len(stages) // columns)
-    fig, ax = plt.subplots(figsize=(11, 1.9 * rows))
-    w, h, dx, dy = 2.05, 0.9, 2.4, 1.6
-    centres = []
-    for i, stage in enumerate(stages):
-        row, col = divmod(i, columns)
-        if row % 2:  # snake, so consecutive stages stay next to each other
-            col = columns - 1 - col
-        x, y = col * dx, -row * dy
-        centres.append((x, y))
-        box = FancyBboxPatch(
-            (x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.05", fc=GROUP_COLOURS[stage.group], ec="#333333"
-        )
-        ax.add_patch(box)
-        ax.text(x, y + 0.12, stage.title, ha="center", va="center", fontsize=10, weight="bold")
-        ax.text(x, y - 0.22, f"ch. {stage.chapters}: {stage.name}", ha="center", va="center", fontsize=9)
-    for (x0, y0), (x1, y1) in itertools.pairwise(centres):
-        if y0 == y1:
-            sign = 1 if x1 > x0 else -1
-            start, end = (x0 + sign * w / 2, y0), (x1 - sign * w / 2, y1)
-        else:
-            start, end = (x0, y0 - h / 2), (x1, y1 + h / 2)
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="#333333"))
-    ax.set_xlim(-w, (columns - 1) * dx + w)
-    ax.set_ylim(-(rows - 1) * dy - h, h)
+    names = {s.name for s in stages}
+    depth: dict[str, int] = {}
+    for s in stages:  # the registry lists a stage after its inputs
+        depth[s.name] = 1 + max((depth[i] for i in s.inputs if i in depth), default=-1)
+    layers = [[s for s in stages if depth[s.name] == d] for d in range(max(depth.values()) + 1)]
+
+    def written(s: Stage) -> str:  # the first output its help names ("... -> corpus.jsonl, rejected.jsonl")
+        out = s.help.split("->")[-1].split(" (")[0].split(",")[0].strip()
+        return out.removeprefix("a ").removeprefix("the ")
+
+    w, h, gap = 2.05, 0.58, 0.3  # inches: box width and height, vertical gap between layers
+    height = len(layers) * (h + gap)
+    centre, step = width / 2 - 0.3, w + 0.2  # the main column sits left of centre: the right margin has more lanes
+    fig, ax = plt.subplots(figsize=(width, height))
+    pos: dict[str, tuple[float, float]] = {}
+    for d, layer in enumerate(layers):
+        y = height - (d + 0.5) * (h + gap)
+        for k, s in enumerate(layer):
+            x = centre + (k - (len(layer) - 1) / 2) * step
+            pos[s.name] = (x, y)
+            ax.add_patch(
+                FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=GROUP_COLOURS[s.group],
+                               ec="#333333", lw=0.8)
+            )  # fmt: skip
+            ax.text(x, y + 0.16, s.title, ha="center", va="center", fontsize=9, weight="bold")
+            ax.text(x, y - 0.01, f"ch. {s.chapters}, stage {s.name}", ha="center", va="center", fontsize=8)
+            ax.text(x, y - 0.18, f"writes: {written(s)}", ha="center", va="center", fontsize=8, style="italic")
+    lanes: dict[str, float] = {}
+    right_edge = max(x for x, _ in pos.values()) + w / 2
+    left_edge = min(x for x, _ in pos.values()) - w / 2
+    arrow = dict(arrowstyle="-|>", mutation_scale=9, lw=0.8, color="#555555", shrinkA=0, shrinkB=1)
+    for s in stages:
+        x1, y1 = pos[s.name]
+        for i in s.inputs:
+            if i not in names:
+                continue
+            x0, y0 = pos[i]
+            if depth[s.name] - depth[i] == 1:  # the next layer: a straight arrow
+                ax.add_patch(FancyArrowPatch((x0, y0 - h / 2), (x1, y1 + h / 2), **arrow))
+                continue
+            side = -1 if x1 < centre - 0.01 else 1  # a lane on the reader's side; every input of it shares it
+            if s.name not in lanes:
+                k = sum(1 for n in lanes if (pos[n][0] < centre - 0.01) == (side < 0))
+                lanes[s.name] = (right_edge + 0.2 + 0.2 * k) if side > 0 else (left_edge - 0.2 - 0.2 * k)
+            lane = lanes[s.name]
+            # out below a box's middle, in above it: an arrow entering a box never meets one leaving it
+            verts = [(x0 + side * w / 2, y0 - 0.1), (lane, y0 - 0.1), (lane, y1 + 0.1), (x1 + side * w / 2, y1 + 0.1)]
+            ax.add_patch(FancyArrowPatch(path=Path(verts), **arrow))
+    ax.set_xlim(0, width)
+    ax.set_ylim(0, height)
     ax.set_aspect("equal")
     ax.axis("off")
-    fig.tight_layout()
+    fig.subplots_adjust(0, 0, 1, 1)
     return fig
