@@ -16,7 +16,7 @@ PDF := _build/latex/llm-from-scratch.pdf
 STAMP := $(VENV)/.installed
 MATHJAX := book/_static/mathjax/tex-mml-chtml.js
 
-.PHONY: help setup tex book html pdf pdf-refs execute chapter nbval test unit pairs lint book-check clean
+.PHONY: help setup tex book html pdf pdf-refs pdf-check execute chapter nbval test unit pairs lint book-check clean
 
 help:
 	@echo "make book   - set up, execute every chapter, build _build/html and $(PDF)"
@@ -90,7 +90,7 @@ book-check: setup
 	rm -rf _build/html _build/latex _build/.doctrees
 	$(BIN)/jupyter-book build $(JB_FLAGS) .
 	@if command -v xelatex > /dev/null; then \
-	  $(BIN)/jupyter-book build $(JB_FLAGS) --builder pdflatex . && ls -l $(PDF) && $(MAKE) --no-print-directory pdf-refs; \
+	  $(BIN)/jupyter-book build $(JB_FLAGS) --builder pdflatex . && ls -l $(PDF) && $(MAKE) --no-print-directory pdf-refs pdf-check; \
 	else \
 	  echo "error: xelatex is missing, so the PDF cannot be checked; see 'make tex'" && exit 1; \
 	fi
@@ -102,6 +102,11 @@ pdf-refs:
 	if grep -E "LaTeX Warning: (Hyper reference|Reference|Citation) .* undefined" $$log; then \
 	  echo "error: $(PDF) has unresolved references (see above)"; exit 1; fi; \
 	echo "$(PDF): no unresolved references"
+
+# The typesetting bars of the PDF as a reference (issue #19): no wrapped code lines, no leaked markup, no "??",
+# captioned figures, index, glossary, lists of figures and tables. Lists every offender with its chapter.
+pdf-check:
+	$(BIN)/python .ci/check_pdf.py $(PDF)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
