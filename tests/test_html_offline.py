@@ -153,6 +153,8 @@ def assert_rendered(result: dict, at_least: int, what: str) -> None:
         f"(run `make setup`, which installs MathJax into book/_static/mathjax)"
     )
     assert result["merror"] == 0, f"{what}: {result['merror']} equations failed to typeset"
+    errors = [line for line in result["console"].splitlines() if "Uncaught" in line]
+    assert not errors, f"{what}: JavaScript errors\n" + "\n".join(errors)
     raw = RAW_TEX.search(result["text"])
     context = result["text"][max(0, raw.start() - 60) : raw.end() + 60] if raw else ""
     assert raw is None, f"{what} shows raw TeX to the reader: ...{context}..."
@@ -188,6 +190,10 @@ def _mini_config(tmp: Path) -> dict:
     keep = ("mathjax_path", "mathjax3_config", "html_static_path", "html_js_files", "html_css_files", "math_numfig")
     config = {k: sphinx_cfg[k] for k in keep if k in sphinx_cfg}
     config["html_static_path"] = [str(ROOT / p) for p in config.get("html_static_path", [])]
+    extensions = project.get("sphinx", {}).get("local_extensions", {})
+    sphinx = {"config": config}
+    if "offline" in extensions:  # book/_ext/offline.py: no thebe machinery in the pages
+        sphinx["local_extensions"] = {"offline": str(ROOT / extensions["offline"])}
     return {
         "title": "offline check",
         "only_build_toc_files": True,
@@ -195,7 +201,7 @@ def _mini_config(tmp: Path) -> dict:
         "parse": project.get("parse", {}),
         "html": project.get("html", {}),
         "launch_buttons": project.get("launch_buttons", {}),
-        "sphinx": {"config": config},
+        "sphinx": sphinx,
     }
 
 
@@ -220,6 +226,7 @@ def test_config_serves_mathjax_locally(mini_book: Path) -> None:
     assert "_static/mathjax/tex-mml-chtml.js" in page
     assert (mini_book / "_static" / "mathjax" / "tex-mml-chtml.js").exists()
     assert not remote_assets(page), remote_assets(page)
+    assert "thebe" not in page.lower(), "the page still carries thebe's scripts or Binder configuration"
 
 
 def test_mini_book_renders_offline(mini_book: Path, tmp_path: Path) -> None:
