@@ -363,4 +363,45 @@ def rope_rotation(head_dim: int = 16, theta: float = 10000.0) -> Figure:
     return fig
 
 
-__all__ = ["attention_dataflow", "gqa_heads", "rope_rotation", "transformer_block"]
+def label_points(ax, xy, labels, colours, fontsize: float = SMALL, iterations: int = 300) -> None:
+    """Write each label at its point of `xy` (n x 2, data coordinates), pushing labels apart until they no
+    longer overlap; a label moved far from its point gets a dot there and a thin leader line. Call after the axes'
+    limits and the figure size are final (the layout is computed in inches)."""
+    import numpy as np
+
+    xy = np.asarray(xy, dtype=float)
+    fig = ax.figure
+    to_inch = ax.transData + fig.dpi_scale_trans.inverted()
+    anchor = to_inch.transform(xy)
+    pos = anchor.copy()
+    pt = 1 / 72
+    size = np.array([[max(len(t), 1) * 0.6 * fontsize * pt + 0.04, fontsize * pt * 1.3] for t in labels])
+    rng = np.random.default_rng(0)
+    pos += rng.normal(scale=0.005, size=pos.shape)
+    n = len(pos)
+    for _ in range(iterations):
+        clashes = 0
+        for i in range(n):
+            for j in range(i + 1, n):
+                delta = pos[i] - pos[j]
+                overlap = (size[i] + size[j]) / 2 - np.abs(delta)
+                if overlap[0] <= 0 or overlap[1] <= 0:
+                    continue
+                clashes += 1
+                a = 0 if overlap[0] / size[i, 0] < overlap[1] / size[i, 1] else 1
+                step = (overlap[a] / 2 + 0.005) * (1.0 if delta[a] >= 0 else -1.0)
+                pos[i, a] += step
+                pos[j, a] -= step
+        if not clashes:
+            break
+        pos += 0.01 * (anchor - pos)  # a weak pull back towards the points
+    back = to_inch.inverted()
+    for (x, y), (lx, ly), text, colour in zip(xy, back.transform(pos), labels, colours, strict=True):
+        moved = np.hypot(*(to_inch.transform((lx, ly)) - to_inch.transform((x, y))))
+        if moved > 1.2 * fontsize * pt:  # far from its point: a dot there and a thin leader line
+            ax.plot([x], [y], "o", ms=2, color=colour, zorder=1)
+            ax.plot([x, lx], [y, ly], color=colour, linewidth=0.5, alpha=0.6, zorder=1)
+        ax.text(lx, ly, text, color=colour, fontsize=fontsize, ha="center", va="center", zorder=3)
+
+
+__all__ = ["attention_dataflow", "gqa_heads", "label_points", "rope_rotation", "transformer_block"]
