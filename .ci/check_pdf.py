@@ -31,11 +31,11 @@ CONTINUATION = re.compile(r",→|↪")
 MARKUP = {
     "double backticks": re.compile(r"``"),
     "reST role": re.compile(r":(?:func|class|meth|mod|attr|obj|data|exc|ref|doc|py:\w+):`"),
-    "Markdown table row": re.compile(r"^\s*\|(?:[^|\n]*\|){2,}\s*$|^\s*\|?\s*:?-{3,}:?\s*\|\s*:?-{3,}"),
+    "Markdown table row": re.compile(r"^\s*\| [^|\n]* \|(?: [^|\n]* \|)+\s*$|^\s*\|?\s*:?-{3,}:?\s*\|\s*:?-{3,}"),
     "<Figure size": re.compile(r"<Figure size"),
-    "**bold**": re.compile(r"\*\*[A-Za-z][^*\n]{0,80}?[A-Za-z0-9.:)]\*\*"),
+    "**bold**": re.compile(r"(?<![\w)\]])\*\*[A-Za-z][^*\n]{0,80}?[A-Za-z0-9.:)]\*\*"),
 }
-UNRESOLVED = re.compile(r"\?\?")
+UNRESOLVED = re.compile(r"(?<!\?)\?\?(?!\?)")
 TOC_LINE = re.compile(r"\\contentsline \{(chapter|section)\}\{(?:\\numberline \{([^}]*)\})?(.*)\}\{([^}]*)\}\{[^}]*\}")
 LOG_UNDEFINED = re.compile(r"LaTeX Warning: (?:Hyper reference|Reference|Citation) .* undefined")
 
@@ -69,28 +69,51 @@ def toc_entries(toc: Path) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _roman(text: str) -> int | None:
+    values = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
+    if not text or any(ch not in values for ch in text):
+        return None
+    total = 0
+    for ch, nxt in zip(text, [*text[1:], ""], strict=True):
+        total += -values[ch] if nxt and values[nxt] > values[ch] else values[ch]
+    return total
+
+
+def _page_number(text: str) -> tuple[str, int] | None:
+    """("arabic"|"roman", number) printed in a page's header or footer."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines[-1:] + lines[:1]:
+        words = ln.split()
+        for word in (words[0], words[-1]):
+            if word.isdigit():
+                return "arabic", int(word)
+            if _roman(word) is not None:
+                return "roman", _roman(word)
+    return None
+
+
 def page_chapters(pages: list[str], toc: list[tuple[str, str, str, str]]) -> list[str]:
-    """The chapter each PDF page belongs to, from the printed page number in its header or footer."""
-    starts = []  # (arabic page, label) of every main-matter chapter, in order
+    """The chapter each PDF page belongs to, from the printed page number in its header or footer and the
+    first page of each chapter in the .toc (roman numbers in the front matter, arabic after)."""
+    starts: dict[str, list[tuple[int, str]]] = {"arabic": [], "roman": []}
     for level, number, title, page in toc:
-        if level == "chapter" and page.isdigit():
-            label = f"{number} {title}".strip() if number else title
-            starts.append((int(page), label[:60]))
+        if level != "chapter":
+            continue
+        label = (f"{number} {title}".strip() if number else title)[:60]
+        if page.isdigit():
+            starts["arabic"].append((int(page), label))
+        elif _roman(page) is not None:
+            starts["roman"].append((_roman(page), label))
     out, current = [], "front matter"
     for text in pages:
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        printed = None
-        for ln in lines[:1] + lines[-1:]:
-            m = re.match(r"^(\d+)\b", ln) or re.search(r"\b(\d+)$", ln)
-            if m:
-                printed = int(m.group(1))
-                break
-        if printed is not None and starts:
-            label = "front matter"
-            for start, name in starts:
+        found = _page_number(text)
+        if found is not None:
+            kind, printed = found
+            label = None
+            for start, name in starts[kind]:
                 if printed >= start:
                     label = name
-            current = label
+            current = label or ("front matter" if kind == "roman" else current)
         out.append(current)
     return out
 
@@ -118,7 +141,7 @@ def figures(tex: str) -> tuple[int, list[tuple[int, str]]]:
     return len(images), uncaptioned
 
 
-def check(pdf: Path, min_pages: int) -> tuple[list[str], list[str]]:
+def check(pdf: Path, min_pages: int, verbose: bool = False) -> tuple[list[str], list[str]]:
     """(failures, report lines)."""
     tex_path, log_path = pdf.with_suffix(".tex"), pdf.with_suffix(".log")
     toc_path, ind_path = pdf.with_suffix(".toc"), pdf.with_suffix(".ind")
@@ -138,7 +161,7 @@ def check(pdf: Path, min_pages: int) -> tuple[list[str], list[str]]:
         for i, line in enumerate(lines):
             if CONTINUATION.search(line):
                 before = lines[i - 1].strip() if i else ""
-                wrapped[chapter].append(f"p{number + 1}: {before[:70]} {line.strip()[:40]}")
+                wrapped[chapter].append(f"p{number + 1}: {before[:60]} / {line.strip()[:30]}")
             for name, pattern in MARKUP.items():
                 if pattern.search(line):
                     markup[chapter].append(f"p{number + 1} [{name}]: {line.strip()[:90]}")
@@ -149,6 +172,8 @@ def check(pdf: Path, min_pages: int) -> tuple[list[str], list[str]]:
     report.append(f"continuation marks (wrapped code/output lines): {n_wrapped}")
     for chapter, items in wrapped.items():
         report.append(f"  {chapter}: {len(items)}")
+        if verbose:
+            report.extend(f"    {item}" for item in items)
     if n_wrapped:
         failures.append(f"{n_wrapped} code or output lines were wrapped (lines longer than the page)")
 
@@ -223,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.pdf.exists():
         print(f"error: {args.pdf} does not exist; build it with 'make pdf'")
         return 2
-    failures, report = check(args.pdf, args.min_pages)
+    failures, report = check(args.pdf, args.min_pages, args.verbose)
     print("\n".join(report))
     if failures:
         print(f"\n{args.pdf}: {len(failures)} check(s) failed:")

@@ -52,9 +52,22 @@ def markdown_table(
 
 
 def show_table(
-    rows: Sequence[Mapping] | Sequence[Sequence], columns: Sequence[str] | None = None, digits: int = 3
+    rows: Sequence[Mapping] | Sequence[Sequence],
+    columns: Sequence[str] | None = None,
+    digits: int = 3,
+    caption: str | None = None,
+    name: str | None = None,
 ) -> None:
-    """Display `rows` as a typeset table (HTML and PDF)."""
+    """Display `rows` as a typeset table (HTML and PDF).
+
+    With `caption` (and `name`, e.g. "tbl-11-runs", for ``{numref}`tbl-11-runs` `` in the prose) the table is
+    numbered, captioned and listed in the PDF's list of tables: the Markdown is wrapped in MyST's `table`
+    directive, which the book renders (the config sets `nb_render_markdown_format: myst`).
+    """
     from IPython.display import Markdown, display
 
-    display(Markdown(markdown_table(rows, columns, digits)))
+    table = markdown_table(rows, columns, digits)
+    if caption is not None:
+        label = f":name: {name}\n" if name else ""
+        table = f":::{{table}} {' '.join(caption.split())}\n{label}\n{table}\n:::"
+    display(Markdown(table))
