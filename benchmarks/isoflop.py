@@ -1,0 +1,108 @@
+"""IsoFLOP profiles of the book's model family on the book's shards (Hoffmann et al. 2022, approach 2).
+
+    .venv/bin/python benchmarks/isoflop.py [--jobs 2] [--out benchmarks/results/isoflop.json]
+
+Trains every (budget, shape) pair of the grid below with `llm_from_scratch.experiments.scaling.RECIPE` (one thread
+per run, `--jobs` runs at a time), fits a parabola of final validation loss against log10 N per budget, and a
+power law through the optima to extrapolate N*(C) and T*(C) to the budget of the `book` pretraining run. Writes
+every row, the fits, the grid, the command and the wall time to the JSON file; the last line printed is a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Budgets in training FLOPs and the shapes (d_model, n_layers) trained at each: four sizes, 0.6M to 2.8M parameters
+# (the smallest budgets a shared 2-core machine affords; the book run's budget is an extrapolation).
+GRID = {
+    4e11: [(64, 1), (96, 2), (128, 2), (192, 3)],
+    1.2e12: [(64, 1), (96, 2), (128, 2), (192, 3)],
+}
+
+
+def _point(args: tuple[float, int, int]) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    from llm_from_scratch.experiments.scaling import Shape, run_point
+    from llm_from_scratch.pipeline import Artifacts
+
+    budget, d, layers = args
+    t0 = time.perf_counter()
+    row = run_point(Shape(d, layers), budget, Artifacts("book").token_data())
+    row["wall_s"] = time.perf_counter() - t0
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "isoflop.json")
+    args = parser.parse_args()
+
+    from llm_from_scratch.experiments.scaling import RECIPE, describe, fit_profile, power_law, predict
+    from llm_from_scratch.pipeline import Artifacts
+
+    art = Artifacts("book")
+    art.token_data()  # build the shards once, before the workers ask for them
+    t0 = time.perf_counter()
+    jobs = [(b, d, n) for b, shapes in GRID.items() for d, n in shapes]
+    jobs.sort(key=lambda j: -j[0] * 1.0)  # the big budget first, so the pool ends with short runs
+    with ProcessPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(_point, jobs))
+    wall = time.perf_counter() - t0
+
+    fits = {}
+    for budget in GRID:
+        group = sorted((r for r in rows if r["budget"] == budget), key=lambda r: r["params"])
+        fit = fit_profile(group)
+        fit["t_opt"] = budget / (6 * fit["n_opt"])
+        fits[str(budget)] = fit
+    budgets = list(GRID)
+    n_law = power_law(budgets, [fits[str(b)]["n_opt"] for b in budgets])
+
+    # the book run's budget: its model's FLOPs per token times the tokens its preset trains on
+    book = art.config
+    model = book.model
+    info = describe(model)
+    pre = book.pretrain
+    book_tokens = pre.max_steps * pre.batch_size * pre.grad_accum * model.context_length
+    book_budget = info["flops_per_token"] * book_tokens
+    n_star = predict(n_law, book_budget)
+    result = {
+        "command": "python benchmarks/isoflop.py " + shlex.join(sys.argv[1:]),
+        "wall_s": wall,
+        "jobs": args.jobs,
+        "recipe": RECIPE.to_dict(),
+        "grid": {str(b): s for b, s in GRID.items()},
+        "n_definition": "total parameters, the tied embedding included",
+        "rows": rows,
+        "fits": fits,
+        "n_opt_law": n_law,
+        "book": {
+            **info,
+            "budget": book_budget,
+            "tokens": book_tokens,
+            "n_opt_extrapolated": n_star,
+            "t_opt_extrapolated": book_budget / (6 * n_star),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    summary = {"wall_s": round(wall), "n_opt": {b: round(f["n_opt"]) for b, f in fits.items()},
+               "book_budget": book_budget, "n_opt_book": round(n_star)}  # fmt: skip
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
