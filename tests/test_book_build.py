@@ -209,3 +209,18 @@ def test_check_pdf_detectors():
     n, uncaptioned = check_pdf.figures(tex)
     assert n == 2 and len(uncaptioned) == 1
     assert check_pdf.chapter_at(check_pdf.tex_chapter_of(tex), uncaptioned[0][0]) == "Two"
+
+
+def test_compute_table_fills_seconds_from_the_execute_log():
+    spec = importlib.util.spec_from_file_location("compute_table", ROOT / ".ci" / "compute_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log = "== executing chapters/05_tokenization.md\n   73 s, notebook updated\n"
+    log += "== executing chapters/A1_hf_export.md\n   12 s, notebook unchanged\n"
+    seconds = module.seconds_by_chapter(log)
+    assert seconds == {"05": 73, "A": 12}
+    page = (ROOT / "book" / "how_to_run.md").read_text()
+    filled = module.fill(page, seconds)
+    assert re.search(r"^\| 5 Tokenization \|.*\| 73 \|$", filled, re.M)
+    assert re.search(r"^\| A Hugging Face \|.*\| 12 \|$", filled, re.M)
+    assert filled.count("\n") == page.count("\n")
