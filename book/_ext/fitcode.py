@@ -9,13 +9,15 @@ The package is formatted with ruff at 120 columns; a printed page holds 92 colum
    code) and the prose lines of docstrings, keeping their indentation.
 
 The code shown is still the package's code, token for token; only line breaks and indentation change. Text that
-ruff cannot parse (a `:start-at:` fragment) is shown as included.
+ruff cannot parse (a `:start-at:` fragment that is not whole statements) is shown as included. Formatter
+pragmas (`# fmt: skip`, `# fmt: off`/`on`) are dropped from the displayed text, since it is laid out anew.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -209,6 +211,9 @@ def fit_python(code: str, columns: int = 92) -> str:
     text = textwrap.dedent(code)
     if all(len(line) <= columns for line in text.splitlines()):
         return text if trailing else text.rstrip("\n")
+    # Formatter pragmas say "keep my 120-column layout"; the page needs another layout, so they go.
+    text = re.sub(r"[ \t]*# fmt: ?skip[ \t]*$", "", text, flags=re.M)
+    text = re.sub(r"^[ \t]*# fmt: ?(?:off|on)[ \t]*\n", "", text, flags=re.M)
     text = _lift_comments(text, columns)
     formatted = ruff_format(text if text.endswith("\n") else text + "\n", columns)
     if formatted is None:
