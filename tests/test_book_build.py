@@ -113,7 +113,7 @@ def test_fitcode_most_included_lines_fit():
         total += len(lines)
         long_lines += sum(len(line) > COLUMNS for line in lines)
     # A few lines that ruff cannot split (a `# fmt: skip` tuple) are left to verbatimforcewraps.
-    assert long_lines <= 0.01 * total, f"{long_lines} of {total} displayed lines are wider than {COLUMNS}"
+    assert long_lines == 0, f"{long_lines} of {total} displayed lines are wider than {COLUMNS}"
 
 
 def test_fitcode_rewraps_comments_and_docstrings():
@@ -224,3 +224,28 @@ def test_compute_table_fills_seconds_from_the_execute_log():
     assert re.search(r"^\| 5 Tokenization \|.*\| 73 \|$", filled, re.M)
     assert re.search(r"^\| A Hugging Face \|.*\| 12 \|$", filled, re.M)
     assert filled.count("\n") == page.count("\n")
+
+
+@needs_ruff
+def test_fitcode_lays_out_includes_and_wide_notebook_cells_in_the_doctree():
+    from types import SimpleNamespace
+
+    from docutils import nodes
+
+    wide = "result = some_function(first_argument_value, second_argument_value, third_argument_value, 4, 5)\n"
+    narrow = "x = 1  # short\n"
+    document = nodes.container()
+    cell = nodes.container(nb_element="cell_code_source")
+    cell += nodes.literal_block(wide, wide, language="ipython3")
+    include = nodes.literal_block(wide, wide, source=str(ROOT / "llm_from_scratch" / "x.py"), language="python")
+    untouched = nodes.literal_block(wide, wide, language="text")
+    small = nodes.container(nb_element="cell_code_source")
+    small += nodes.literal_block(narrow, narrow, language="ipython3")
+    document += [cell, include, untouched, small]
+    app = SimpleNamespace(config=SimpleNamespace(fitcode_columns=COLUMNS, fitcode_cells=True))
+    fitcode._on_doctree_read(app, document)
+    for block in (cell[0], include):
+        assert max(len(line) for line in block.astext().splitlines()) <= COLUMNS
+        assert block.rawsource == block.astext()
+    assert len(wide) > COLUMNS + 1 and cell[0].astext() != wide
+    assert untouched.astext() == wide and small[0].astext() == narrow

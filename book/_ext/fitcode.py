@@ -8,9 +8,11 @@ The package is formatted with ruff at 120 columns; a printed page holds 92 colum
 3. rewrap what a formatter leaves alone: comment lines, trailing comments (moved onto their own line above the
    code) and the prose lines of docstrings, keeping their indentation.
 
-The code shown is still the package's code, token for token; only line breaks and indentation change. Text that
-ruff cannot parse (a `:start-at:` fragment that is not whole statements) is shown as included. Formatter
-pragmas (`# fmt: skip`, `# fmt: off`/`on`) are dropped from the displayed text, since it is laid out anew.
+With `fitcode_cells` (default on) the same is done, as a safety net, to a notebook code cell that has a
+line wider than the page. The code shown is still the code, token for token; only line breaks and indentation
+change. Text that ruff cannot parse (a `:start-at:` fragment that is not whole statements, IPython syntax) is
+shown as included. Formatter pragmas (`# fmt: skip`, `# fmt: off`/`on`) are dropped from the displayed text,
+since it is laid out anew.
 """
 
 from __future__ import annotations
@@ -237,10 +239,15 @@ def _is_python_include(node: nodes.literal_block) -> bool:
     return source.endswith(".py") and node.get("language", "python") in ("python", "python3", "py", "default")
 
 
+def _is_notebook_cell(node: nodes.literal_block) -> bool:
+    parent = node.parent
+    return parent is not None and parent.get("nb_element") == "cell_code_source"
+
+
 def _on_doctree_read(app, doctree) -> None:
     columns = app.config.fitcode_columns
     for node in list(doctree.findall(nodes.literal_block)):
-        if not _is_python_include(node):
+        if not (_is_python_include(node) or (app.config.fitcode_cells and _is_notebook_cell(node))):
             continue
         old = node.astext()
         new = fit_python(old, columns)
@@ -255,5 +262,8 @@ def _on_doctree_read(app, doctree) -> None:
 
 def setup(app):
     app.add_config_value("fitcode_columns", 92, "env")
+    # Notebook code cells too, as a safety net: a cell wider than the page is laid out like package code (the
+    # chapter's source keeps its own layout; cells with IPython syntax that ruff cannot parse are left as is).
+    app.add_config_value("fitcode_cells", True, "env")
     app.connect("doctree-read", _on_doctree_read)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
