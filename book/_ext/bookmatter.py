@@ -4,6 +4,7 @@
   rather than as one more chapter.
 - The "Hints and solutions" appendix (`book/solutions.md`) includes every `book/solutions/*.md` that exists at
   build time, in file-name (chapter) order; the chapter authors write those files.
+- The PDF's list of tables (of figures) is printed only when the book has a numbered table (figure).
 """
 
 from __future__ import annotations
@@ -40,9 +41,25 @@ def _on_doctree_read(app, doctree) -> None:
         doctree.insert(0, nodes.raw("", "\\appendix\n", format="latex"))
 
 
+def _on_env_get_updated(app, env):
+    # A list of tables (or figures) with nothing in it is a blank page: print the list only when the book has a
+    # numbered, captioned table (booktools.show_table(..., caption=...)) or figure.
+    if app.builder.name != "latex":
+        return []
+    kinds = {kind for numbers in env.toc_fignumbers.values() for kind, found in numbers.items() if found}
+    toc = app.builder.context.get("tableofcontents", "")
+    for kind, command in (("table", "\\listoftables"), ("figure", "\\listoffigures")):
+        if kind not in kinds:
+            toc = toc.replace(command, "")
+    app.builder.context["tableofcontents"] = toc
+    return []
+
+
 def setup(app):
     app.add_config_value("bookmatter_appendix_start", "", "env")
     app.connect("source-read", _on_source_read)
     app.connect("env-get-outdated", _on_env_get_outdated)
     app.connect("doctree-read", _on_doctree_read)
+    # After the toctree collector has numbered the figures and tables (it runs on the same event).
+    app.connect("env-get-updated", _on_env_get_updated, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
