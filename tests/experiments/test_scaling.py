@@ -51,3 +51,19 @@ def test_run_point_spends_the_budget(monkeypatch):
     row = run_point(shape, budget, data, scaling.RECIPE)
     assert row["steps"] == 25 and row["flops"] == pytest.approx(budget)
     assert np.isfinite(row["val_loss"]) and row["val_bpb"] > 0
+
+
+def test_the_recipe_resumes_bit_for_bit(tmp_path):
+    """The sweep's (and the book preset's) recipe: Muon, warmup-stable-decay, zero-initialised projections."""
+    from llm_from_scratch.train.data import char_data
+    from llm_from_scratch.train.trainer import train
+
+    data = char_data("To be, or not to be, that is the question.\n" * 80)
+    config = Shape(32, 1).config(data.vocab_size, context_length=32)
+    assert config.zero_init_proj
+    cfg = dataclasses.replace(scaling.RECIPE, max_steps=8, eval_interval=4, log_interval=1, ckpt_interval=3)
+    full = train(config, data, cfg, tmp_path / "full", progress=False)
+    train(config, data, cfg, tmp_path / "split", stop_at=5, progress=False)
+    resumed = train(config, data, cfg, tmp_path / "split", progress=False)
+    losses = [[r["loss"] for r in run.records if "loss" in r] for run in (full, resumed)]
+    assert losses[0] == losses[1] and len(losses[0]) == 8
