@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# Budgets in training FLOPs and the shapes (d_model, n_layers) trained at each: four sizes, 0.6M to 2.8M parameters
+# Budgets in training FLOPs and the shapes (d_model, n_layers) trained at each: six sizes, 0.27M to 2.8M parameters
 # (the smallest budgets a shared 2-core machine affords; the book run's budget is an extrapolation).
 GRID = {
-    4e11: [(64, 1), (96, 2), (128, 2), (192, 3)],
-    1.2e12: [(64, 1), (96, 2), (128, 2), (192, 3)],
+    4e11: [(32, 1), (48, 1), (64, 1), (96, 2), (128, 2), (192, 3)],
+    1.2e12: [(32, 1), (48, 1), (64, 1), (96, 2), (128, 2), (192, 3)],
 }
 
 
@@ -48,7 +47,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "isoflop.json")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="only add to --out the best point of the largest budget retrained with plain AdamW and a cosine "
+        "(the recipe of the first book preset), to measure what the sweep's recipe buys",
+    )
+    parser.add_argument("--reuse", action="store_true", help="keep the rows already in --out, train only new points")
     args = parser.parse_args()
+    if args.baseline:
+        add_baseline(args.out)
+        return
 
     from llm_from_scratch.experiments.scaling import RECIPE, describe, fit_profile, power_law, predict
     from llm_from_scratch.pipeline import Artifacts
@@ -56,11 +65,14 @@ def main() -> None:
     art = Artifacts("book")
     art.token_data()  # build the shards once, before the workers ask for them
     t0 = time.perf_counter()
-    jobs = [(b, d, n) for b, shapes in GRID.items() for d, n in shapes]
+    old = json.loads(args.out.read_text()) if args.reuse and args.out.exists() else {}
+    kept = {(r["budget"], r["d_model"], r["n_layers"]): r for r in old.get("rows", [])}
+    jobs = [(b, d, n) for b, shapes in GRID.items() for d, n in shapes if (b, d, n) not in kept]
     jobs.sort(key=lambda j: -j[0] * 1.0)  # the big budget first, so the pool ends with short runs
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(_point, jobs))
-    wall = time.perf_counter() - t0
+    rows = sorted([*kept.values(), *rows], key=lambda r: (r["budget"], r["params"]))
+    wall = time.perf_counter() - t0 + old.get("wall_s", 0.0)  # the whole grid's wall time, over its runs
 
     fits = {}
     for budget in GRID:
@@ -80,7 +92,7 @@ def main() -> None:
     book_budget = info["flops_per_token"] * book_tokens
     n_star = predict(n_law, book_budget)
     result = {
-        "command": "python benchmarks/isoflop.py " + shlex.join(sys.argv[1:]),
+        "command": "python benchmarks/isoflop.py --jobs " + str(args.jobs),
         "wall_s": wall,
         "jobs": args.jobs,
         "recipe": RECIPE.to_dict(),
@@ -102,6 +114,28 @@ def main() -> None:
     summary = {"wall_s": round(wall), "n_opt": {b: round(f["n_opt"]) for b, f in fits.items()},
                "book_budget": book_budget, "n_opt_book": round(n_star)}  # fmt: skip
     print(json.dumps(summary))
+
+
+def add_baseline(path: Path) -> None:
+    import dataclasses
+
+    import torch
+
+    torch.set_num_threads(1)
+    from llm_from_scratch.experiments.scaling import RECIPE, Shape, run_point
+    from llm_from_scratch.pipeline import Artifacts
+
+    result = json.loads(path.read_text())
+    budget = max(float(b) for b in result["fits"])
+    best = min((r for r in result["rows"] if r["budget"] == budget), key=lambda r: r["val_loss"])
+    adamw = dataclasses.replace(RECIPE, optimizer="adamw", peak_lr=1e-3, warmup_frac=0.02, schedule="cosine")
+    t0 = time.perf_counter()
+    row = run_point(Shape(best["d_model"], best["n_layers"]), budget, Artifacts("book").token_data(), adamw)
+    row.update(wall_s=time.perf_counter() - t0, recipe=adamw.to_dict(), compared_with=best["val_loss"])
+    result["baseline"] = row
+    result["baseline_command"] = "python benchmarks/isoflop.py --baseline"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"adamw_cosine_val_loss": row["val_loss"], "recipe_val_loss": best["val_loss"]}))
 
 
 if __name__ == "__main__":
