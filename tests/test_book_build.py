@@ -249,3 +249,10 @@ def test_fitcode_lays_out_includes_and_wide_notebook_cells_in_the_doctree():
         assert block.rawsource == block.astext()
     assert len(wide) > COLUMNS + 1 and cell[0].astext() != wide
     assert untouched.astext() == wide and small[0].astext() == narrow
+
+
+def test_fitcode_breaks_wide_c_lines():
+    line = "    __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + j + 16))));"
+    fitted = fitcode.fit_c(line + "\n#define X 1", 60)
+    assert all(len(part) <= 60 for part in fitted.splitlines())
+    assert "".join(fitted.split()) == "".join((line + "\n#define X 1").split())

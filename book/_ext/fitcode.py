@@ -239,6 +239,33 @@ def _is_python_include(node: nodes.literal_block) -> bool:
     return source.endswith(".py") and node.get("language", "python") in ("python", "python3", "py", "default")
 
 
+def fit_c(code: str, columns: int = 92) -> str:
+    """Break C/C++ lines wider than `columns` after a comma or an opening parenthesis (whitespace is free in C
+    outside strings, comments and preprocessor lines, which are left alone); continuation lines are indented
+    8 columns deeper."""
+    out = []
+    for line in code.split("\n"):
+        stripped = line.lstrip()
+        if len(line) <= columns or stripped.startswith(("#", "//", "/*", "*")) or '"' in line or "//" in line:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(stripped)] + " " * 8
+        rest = line
+        while len(rest) > columns:
+            cut = max(rest.rfind(", ", 0, columns) + 1, rest.rfind("(", 0, columns - 1) + 1)
+            if cut <= len(indent):
+                break
+            out.append(rest[:cut].rstrip())
+            rest = indent + rest[cut:].lstrip()
+        out.append(rest)
+    return "\n".join(out)
+
+
+def _is_c_include(node: nodes.literal_block) -> bool:
+    source = str(node.get("source", ""))
+    return source.endswith((".c", ".cc", ".cpp", ".h", ".hpp"))
+
+
 def _is_notebook_cell(node: nodes.literal_block) -> bool:
     parent = node.parent
     return parent is not None and parent.get("nb_element") == "cell_code_source"
@@ -247,10 +274,11 @@ def _is_notebook_cell(node: nodes.literal_block) -> bool:
 def _on_doctree_read(app, doctree) -> None:
     columns = app.config.fitcode_columns
     for node in list(doctree.findall(nodes.literal_block)):
-        if not (_is_python_include(node) or (app.config.fitcode_cells and _is_notebook_cell(node))):
+        is_c = _is_c_include(node)
+        if not (is_c or _is_python_include(node) or (app.config.fitcode_cells and _is_notebook_cell(node))):
             continue
         old = node.astext()
-        new = fit_python(old, columns)
+        new = fit_c(old, columns) if is_c else fit_python(old, columns)
         if new == old:
             continue
         node.rawsource = new
