@@ -106,7 +106,7 @@ pdf-refs:
 # The typesetting bars of the PDF as a reference (issue #19): no wrapped code lines, no leaked markup, no "??",
 # captioned figures, index, glossary, lists of figures and tables. Lists every offender with its chapter.
 pdf-check:
-	$(BIN)/python .ci/check_pdf.py $(PDF)
+	$(BIN)/python .ci/check_pdf.py $(PDF) --report _build/pdf-check.txt
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -245,11 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-pages", type=int, default=220)
     parser.add_argument("--report-only", action="store_true", help="print the report, exit 0")
     parser.add_argument("--verbose", action="store_true", help="list every wrapped line")
+    parser.add_argument("--report", type=Path, help="also write the full report (every wrapped line) to this file")
     args = parser.parse_args(argv)
     if not args.pdf.exists():
         print(f"error: {args.pdf} does not exist; build it with 'make pdf'")
         return 2
-    failures, report = check(args.pdf, args.min_pages, args.verbose)
+    failures, report = check(args.pdf, args.min_pages, args.verbose or args.report is not None)
+    if args.report is not None:
+        args.report.write_text("\n".join(report + [f"- {f}" for f in failures]) + "\n", encoding="utf-8")
+        if not args.verbose:
+            report = [line for line in report if not line.startswith("    p")]
     print("\n".join(report))
     if failures:
         print(f"\n{args.pdf}: {len(failures)} check(s) failed:")
