@@ -26,6 +26,8 @@ GRID = {
     4e11: [(32, 1), (48, 1), (64, 1), (96, 2), (128, 2), (192, 3)],
     1.2e12: [(32, 1), (48, 1), (64, 1), (96, 2), (128, 2), (192, 3)],
 }
+# The shape retrained with the AdamW-cosine recipe by --baseline (the best of the first, 4-size grid)
+BASELINE = (64, 1)
 
 
 def _point(args: tuple[float, int, int]) -> dict:
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline",
         action="store_true",
-        help="only add to --out the best point of the largest budget retrained with plain AdamW and a cosine "
+        help="only add to --out the BASELINE shape at the largest budget retrained with plain AdamW and a cosine "
         "(the recipe of the first book preset), to measure what the sweep's recipe buys",
     )
     parser.add_argument("--reuse", action="store_true", help="keep the rows already in --out, train only new points")
@@ -127,10 +129,11 @@ def add_baseline(path: Path) -> None:
 
     result = json.loads(path.read_text())
     budget = max(float(b) for b in result["fits"])
-    best = min((r for r in result["rows"] if r["budget"] == budget), key=lambda r: r["val_loss"])
+    d, layers = BASELINE
+    best = next(r for r in result["rows"] if r["budget"] == budget and (r["d_model"], r["n_layers"]) == BASELINE)
     adamw = dataclasses.replace(RECIPE, optimizer="adamw", peak_lr=1e-3, warmup_frac=0.02, schedule="cosine")
     t0 = time.perf_counter()
-    row = run_point(Shape(best["d_model"], best["n_layers"]), budget, Artifacts("book").token_data(), adamw)
+    row = run_point(Shape(d, layers), budget, Artifacts("book").token_data(), adamw)
     row.update(wall_s=time.perf_counter() - t0, recipe=adamw.to_dict(), compared_with=best["val_loss"])
     result["baseline"] = row
     result["baseline_command"] = "python benchmarks/isoflop.py --baseline"
