@@ -207,14 +207,14 @@ def check(pdf: Path, min_pages: int, verbose: bool = False) -> tuple[list[str], 
         n_images, uncaptioned = figures(tex)
         chapters = tex_chapter_of(tex)
         share = 1 - len(uncaptioned) / n_images if n_images else 1.0
-        report.append(f"images: {n_images}, captioned figures: {n_images - len(uncaptioned)} ({share:.0%})")
+        report.append(f"images: {n_images}, captioned figures: {n_images - len(uncaptioned)} ({share:.1%})")
         by_chapter: dict[str, list[str]] = defaultdict(list)
         for pos, name in uncaptioned:
             by_chapter[chapter_at(chapters, pos)].append(Path(name).name[:16])
         for chapter, names in by_chapter.items():
             report.append(f"  uncaptioned in {chapter}: {len(names)}")
         if share < 0.9:
-            failures.append(f"only {share:.0%} of the images are captioned figures (at least 90 %)")
+            failures.append(f"only {share:.1%} of the images are captioned figures (at least 90 %)")
         for command, what in (("\\listoffigures", "figure"), ("\\listoftables", "table")):
             if command not in tex:
                 failures.append(

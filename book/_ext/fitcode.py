@@ -18,6 +18,7 @@ since it is laid out anew.
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import re
 import shutil
@@ -294,4 +295,6 @@ def setup(app):
     # chapter's source keeps its own layout; cells with IPython syntax that ruff cannot parse are left as is).
     app.add_config_value("fitcode_cells", True, "env")
     app.connect("doctree-read", _on_doctree_read)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    # A change to this file changes the doctrees it made: env_version makes Sphinx rebuild them.
+    env_version = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8], 16)
+    return {"version": "1.0", "env_version": env_version, "parallel_read_safe": True, "parallel_write_safe": True}
