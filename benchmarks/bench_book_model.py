@@ -42,7 +42,6 @@ def main() -> None:
             metrics = fresh.stage_metrics("pretrain")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({k: metrics.get(k) for k in ("val_bpb", "val_loss", "train_seconds", "steps")}))
     print(
         json.dumps(
             {
