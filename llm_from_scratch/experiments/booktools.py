@@ -21,13 +21,14 @@ class _Plain(str):
         return str(self)
 
 
-def glue_text(name: str, value, fmt: str = "{}") -> str:
-    """Bind `value`, formatted with `fmt`, to `name` for ``{glue:text}`name` `` in the prose; returns the text."""
+def glue_text(name: str, value, fmt: str = "{}") -> None:
+    """Bind `value`, formatted with `fmt`, to `name` for ``{glue:text}`name` `` in the prose.
+
+    Returns None, so a cell that ends with it prints nothing (nbval compares what a cell prints)."""
     from myst_nb import glue
 
     text = _Plain(fmt.format(value))
     glue(name, text, display=False)
-    return str(text)
 
 
 def _cell(value, digits: int) -> str:
