@@ -89,6 +89,8 @@ nbval: setup
 book-check: setup
 	rm -rf _build/html _build/latex _build/.doctrees
 	$(BIN)/jupyter-book build $(JB_FLAGS) .
+	# the built pages render their equations with the network off (skips with a reason where no browser is installed)
+	$(BIN)/python -m pytest tests/test_html_offline.py -q -p no:cacheprovider
 	@if command -v xelatex > /dev/null; then \
 	  $(BIN)/jupyter-book build $(JB_FLAGS) --builder pdflatex . && ls -l $(PDF) && $(MAKE) --no-print-directory pdf-refs pdf-check; \
 	else \
