@@ -72,15 +72,23 @@ def stable_ids(nb, old) -> None:
 
 
 def clean_outputs(nb) -> None:
-    """Drop the font-cache notice from stderr streams (and streams it leaves empty)."""
+    """Drop the font-cache notice from stderr streams (and streams it leaves empty), and merge consecutive chunks
+    of one stream: where the kernel split a cell's stdout depends on timing, so an unmerged notebook would differ
+    from one run to the next while printing the same text."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         kept = []
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream" and out.get("name") == "stderr":
-                out["text"] = "".join(out["text"]).replace(FONT_CACHE_LINE, "")
+            if out.get("output_type") == "stream":
+                out["text"] = "".join(out["text"])
+                if out.get("name") == "stderr":
+                    out["text"] = out["text"].replace(FONT_CACHE_LINE, "")
                 if not out["text"]:
+                    continue
+                last = kept[-1] if kept else None
+                if last is not None and last.get("output_type") == "stream" and last.get("name") == out.get("name"):
+                    last["text"] += out["text"]
                     continue
             kept.append(out)
         cell.outputs = kept

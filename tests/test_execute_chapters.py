@@ -88,3 +88,21 @@ def test_font_cache_notice_is_never_stored(ex):
     ex.clean_outputs(nb)
     assert [o["text"] for o in cell.outputs] == ["kept\n"]
     assert [o["text"] for o in other.outputs] == ["a real warning\n"]
+
+
+def test_stream_chunks_are_merged_so_timing_cannot_change_the_notebook(ex):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("print(1); print(2)")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="2\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="3\n"),
+    ]
+    nb.cells = [cell]
+    ex.clean_outputs(nb)
+    assert [(o["name"], o["text"]) for o in cell.outputs] == [
+        ("stdout", "1\n2\n"),
+        ("stderr", "warning\n"),
+        ("stdout", "3\n"),
+    ]
