@@ -97,19 +97,14 @@ def _eval(args: argparse.Namespace) -> int:
 def _eval_gguf(args: argparse.Namespace, art) -> int:
     """`eval --gguf FILE`: a real model's bits per byte and cloze accuracy on this run's held-out documents, each
     measured with the model's own tokenizer (`llm_from_scratch.eval.external`)."""
-    from llm_from_scratch.eval.cloze import build_cloze_items, heldout_documents
     from llm_from_scratch.eval.external import evaluate_external
     from llm_from_scratch.model.gguf import load_gguf
+    from llm_from_scratch.pipeline.build import heldout_cloze
 
     if args.max_bytes < 0:
         raise ValueError(f"--max-bytes must be 0 (all the held-out text) or more, not {args.max_bytes}")
     model, tokenizer, _ = load_gguf(args.gguf, art.device)  # a bad file fails here, before the corpus is built
-    cfg = art.config.eval
-    held = heldout_documents(art.corpus_path(), art.config.shards.val_fraction)
-    items = build_cloze_items(
-        held, cfg.cloze_items, cfg.cloze_choices, cfg.cloze_context_lines, cfg.cloze_min_chars, cfg.cloze_max_chars,
-        cfg.cloze_seed,
-    )  # fmt: skip
+    held, items = heldout_cloze(art)
     result = {"model": str(args.gguf), **evaluate_external(model, tokenizer, held, items, args.max_bytes or None)}
     print(json.dumps(result, indent=1, default=float))
     return 0

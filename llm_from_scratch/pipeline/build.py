@@ -230,9 +230,9 @@ def rlhf(art, out: Path) -> dict:
     return {**rm, "reward_kind": cfg.reward, "steps": len(log), **{k: _tail_mean(log, k) for k in keys}}
 
 
-def evaluate(art, out: Path) -> dict:
+def heldout_cloze(art) -> tuple[list, list]:
+    """The config's held-out documents and the cloze items built from them (the eval stage's and `eval --gguf`'s)."""
     from llm_from_scratch.eval.cloze import build_cloze_items, heldout_documents
-    from llm_from_scratch.eval.suite import evaluate_models
 
     cfg = art.config.eval
     held = heldout_documents(art.corpus_path(), art.config.shards.val_fraction)
@@ -240,6 +240,14 @@ def evaluate(art, out: Path) -> dict:
         held, cfg.cloze_items, cfg.cloze_choices, cfg.cloze_context_lines, cfg.cloze_min_chars, cfg.cloze_max_chars,
         cfg.cloze_seed,
     )  # fmt: skip
+    return held, items
+
+
+def evaluate(art, out: Path) -> dict:
+    from llm_from_scratch.eval.suite import evaluate_models
+
+    cfg = art.config.eval
+    _, items = heldout_cloze(art)
     data = art.token_data()
     models = {("base" if s == "pretrain" else s): art.model(s) for s in art.model_stages()}
     prompts = art.heldout_prompts(cfg.align_prompts)
