@@ -17,7 +17,7 @@ class TokenizerConfig:
 
     kind: str = "bpe"
     vocab_size: int = 8192
-    pattern: str = "gpt4"
+    pattern: str = "digits"  # GPT-4's pre-tokenizer with single digits (tokenizer/pretokenize.py)
     model_type: str = "bpe"
     max_train_bytes: int | None = None  # train on a prefix of the corpus (the tiny preset)
 

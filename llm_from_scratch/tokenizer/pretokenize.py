@@ -23,11 +23,16 @@ GPT4_PATTERN = (
     r"""\s+(?!\S)|\s"""
 )
 
-PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+# GPT-4's pattern with every digit its own piece, as in PaLM (Chowdhery et al., 2022), Llama 1-2 and SmolLM2: a number
+# is spelled digit by digit, so "385" and "38" share their tokens and arithmetic is done on digits, not on a
+# thousand unrelated number tokens (the book's verifiable skill, chapter 14, is learnable only this way).
+DIGITS_PATTERN = GPT4_PATTERN.replace(r"\p{N}{1,3}+", r"\p{N}")
+
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN, "digits": DIGITS_PATTERN}
 
 
 def resolve_pattern(pattern: str) -> str:
-    """A pattern name (`"gpt2"`, `"gpt4"`) or a literal regular expression."""
+    """A pattern name (`"gpt2"`, `"gpt4"`, `"digits"`) or a literal regular expression."""
     return PATTERNS.get(pattern, pattern)
 
 

@@ -148,8 +148,11 @@ def test_gpt2_files_match_huggingface_tokenizers(tmp_path, plays):
 def test_pretokenize_patterns():
     assert pretokenize("I'll pay 12345 now!!", "gpt4") == ["I", "'ll", " pay", " ", "123", "45", " now", "!!"]
     assert pretokenize("I'll pay 12345 now!!", "gpt2") == ["I", "'ll", " pay", " 12345", " now", "!!"]
+    # single digits (PaLM, Llama, SmolLM2): the default, so that numbers are spelled digit by digit
+    assert pretokenize("I'll pay 12345 now!!", "digits") == ["I", "'ll", " pay", " ", *"12345", " now", "!!"]
     text = "  x\n\n  def f():\r\n"
     assert "".join(pretokenize(text, "gpt4")) == text
+    assert "".join(pretokenize(text + " 3.14159", "digits")) == text + " 3.14159"
 
 
 def test_truncated_equals_a_shorter_training_run(plays):
