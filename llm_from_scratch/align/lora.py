@@ -113,6 +113,19 @@ def unmerge_lora(model: nn.Module) -> None:
         m.unmerge()
 
 
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight and put the plain `nn.Linear` back in its place (in place; returns
+    the model): what a fine-tuning stage saves, so that later stages load an ordinary model with no LoRA code.
+    Every parameter is trainable again afterwards, as in a model fresh from a checkpoint."""
+    for name, m in lora_layers(model).items():
+        m.merge()
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, m.base)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Only the adapters' tensors: what a LoRA checkpoint stores (kilobytes next to the model's megabytes)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_A" in k or ".lora_B" in k}

@@ -39,6 +39,10 @@ class SFTConfig:
     # example, so a 15-token arithmetic question next to a 150-token speech would cost as much as the speech
     group_by_length: bool = True
     seed: int = 0
+    # LoRA (align/lora.py): rank 0 is full fine-tuning; rank r > 0 trains only rank-r adapters on the attention
+    # and MLP projections, merged into the weights at the end (the saved model is a plain Transformer)
+    lora_rank: int = 0
+    lora_alpha: float = 16.0
     # the verifiable skill (align/skill.py): its problems mixed into SFT; later stages read its definition here
     skill: SkillConfig = field(default_factory=SkillConfig)
 
@@ -59,8 +63,20 @@ class SFTConfig:
                 "max_reply": Range(ge=1, integer=True),
                 "eval_interval": Range(ge=1, integer=True),
                 "eval_examples": Range(ge=1, integer=True),
+                "lora_rank": Range(ge=0, integer=True),
+                "lora_alpha": Range(gt=0),
             },
         )
+
+    def to_dict(self) -> dict:
+        """The fields that key the SFT stage's artifact: the LoRA ones only when LoRA is on, so the key of a full
+        fine-tuning run is the one it had before LoRA existed (its cached model stays valid)."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        if self.lora_rank == 0:
+            del d["lora_rank"], d["lora_alpha"]
+        return d
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -128,6 +144,10 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
 
     seed_everything(config.seed)
     device = model.tok_emb.weight.device
+    if config.lora_rank > 0:  # freeze the model, wrap its projections in adapters: only those are trained
+        from llm_from_scratch.align.lora import LoRAConfig, apply_lora
+
+        apply_lora(model, LoRAConfig(rank=config.lora_rank, alpha=config.lora_alpha))
     opt = AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(config.seed)
     val = list(val_data)[: config.eval_examples]
@@ -152,7 +172,7 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
             group["lr"] = lr_at(step, config.lr, config.steps, config.warmup_frac, config.min_lr_ratio)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
         opt.step()
         record = {"step": step + 1, "loss": loss.item()}
         if (step + 1) % config.eval_interval == 0 or step + 1 == config.steps:
@@ -163,5 +183,9 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
             bar.set_postfix(loss=f"{loss.item():.3f}")
     if bar is not None:
         bar.close()
+    if config.lora_rank > 0:  # W + (alpha / r) B A folded into W: later stages see an ordinary model
+        from llm_from_scratch.align.lora import merge_and_unload
+
+        merge_and_unload(model)
     model.eval()
     return log

@@ -116,3 +116,75 @@ def test_adapter_round_trip_and_wrong_shape_is_one_clear_error(model):
     assert all(torch.equal(before[k], v) for k, v in lora_state_dict(wider).items())  # nothing half-loaded
     with pytest.raises(ValueError, match="no LoRA adapters"):
         load_lora(Transformer(model.config), saved)
+
+
+def _pairs(tok, n=12):
+    from llm_from_scratch.align.chat import Example
+    from llm_from_scratch.align.sft import tokenize_examples
+
+    examples = [
+        Example(({"role": "user", "content": f"What is {i} + {i + 3}?"},), str(2 * i + 3)) for i in range(10, 10 + n)
+    ]
+    return tokenize_examples(tok, examples, max_prompt=32, max_reply=8)
+
+
+def test_lora_sft_trains_only_the_adapters_and_saves_a_merged_plain_model(tok, model, monkeypatch):
+    """Through the SFT loop: until the merge, every pretrained weight is bit-identical and only A, B moved; the
+    merged model computes what the adapted one did (1e-5); what is left is a plain model with the same tensors."""
+    import llm_from_scratch.align.lora as lora_mod
+    from llm_from_scratch.align.sft import SFTConfig, train_sft
+
+    original = copy.deepcopy(model.state_dict())
+    idx = torch.randint(0, model.config.vocab_size, (2, 12))
+    seen = {}
+    real_merge = lora_mod.merge_and_unload
+
+    def checked_merge(m):
+        base = {k.replace(".base.", "."): v for k, v in m.state_dict().items() if "lora_" not in k}
+        seen["base_identical"] = all(torch.equal(base[k], original[k]) for k in original)
+        seen["trained_B"] = all(layer.lora_B.abs().sum() > 0 for layer in lora_layers(m).values())
+        seen["trainable"] = {n for n, p in m.named_parameters() if p.requires_grad}
+        m.eval()
+        seen["adapted_logits"] = m(idx)[0].detach()
+        return real_merge(m)
+
+    monkeypatch.setattr(lora_mod, "merge_and_unload", checked_merge)
+    pairs = _pairs(tok)
+    cfg = SFTConfig(steps=4, batch_size=4, lr=1e-2, eval_interval=4, eval_examples=4, lora_rank=2, lora_alpha=4)
+    train_sft(model, pairs, pairs[:4], cfg.validate())
+
+    assert seen["base_identical"] and seen["trained_B"]
+    assert seen["trainable"] and all(".lora_A" in n or ".lora_B" in n for n in seen["trainable"])
+    torch.testing.assert_close(model(idx)[0], seen["adapted_logits"], atol=1e-5, rtol=1e-5)
+    assert not lora_layers(model) and set(model.state_dict()) == set(original)  # a plain Transformer again
+    changed = {k for k in original if not torch.equal(model.state_dict()[k], original[k])}
+    assert changed and all(k.endswith(TARGET_WEIGHTS) for k in changed)  # only the adapted projections moved
+    for k in changed:  # and each by a matrix of rank <= r
+        assert torch.linalg.matrix_rank(model.state_dict()[k] - original[k], atol=1e-6) <= 2
+
+
+TARGET_WEIGHTS = tuple(f"{t}.weight" for t in ("attn.qkv", "attn.proj", "ffn.gate_up", "ffn.down"))
+
+
+def test_rank_zero_or_below_is_one_clear_error(model):
+    from llm_from_scratch.align.sft import SFTConfig
+
+    for rank in (0, -3):
+        with pytest.raises(ValueError, match="rank must be >= 1"):
+            apply_lora(model, LoRAConfig(rank=rank))
+    assert not lora_layers(model)  # nothing wrapped by the failed calls
+    with pytest.raises(ValueError, match="lora_rank"):
+        SFTConfig(lora_rank=-1).validate()
+    with pytest.raises(ValueError, match="lora_alpha"):
+        SFTConfig(lora_rank=4, lora_alpha=0).validate()
+
+
+def test_full_fine_tuning_keeps_its_artifact_key():
+    """`lora_rank = 0` (full fine-tuning) leaves the SFT stage's key as it was before LoRA existed."""
+    from dataclasses import asdict
+
+    from llm_from_scratch.align.sft import SFTConfig
+
+    full = SFTConfig()
+    assert full.to_dict() == {k: v for k, v in asdict(full).items() if not k.startswith("lora_")}
+    assert SFTConfig(lora_rank=8).to_dict()["lora_rank"] == 8
