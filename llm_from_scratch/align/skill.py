@@ -27,8 +27,12 @@ _INT = re.compile(r"-?\d+")
 
 @dataclass(frozen=True)
 class SkillConfig:
-    max_operand: int = 99  # operands are drawn from [min_operand, max_operand]
+    max_operand: int = 99  # the first operand is drawn from [min_operand, max_operand]
     min_operand: int = 10
+    # the second operand from [min_second, max_second]; max_second = 0 means the first operand's range. A small
+    # second operand ("What is 347 + 8?") is the easier family: copy the leading digits, add the units, carry once
+    min_second: int = 0
+    max_second: int = 0
     ops: str = "+-"  # subtraction keeps a >= b, so every answer is a non-negative integer
     train_examples: int = 25000  # skill examples mixed into SFT, about as many as dialogue ones (0 = dialogue only)
     heldout_problems: int = 500  # the evaluation set, never drawn for training
@@ -43,6 +47,8 @@ class SkillConfig:
             {
                 "max_operand": Range(ge=1, integer=True),
                 "min_operand": Range(ge=0, integer=True),
+                "min_second": Range(ge=0, integer=True),
+                "max_second": Range(ge=0, integer=True),
                 "train_examples": Range(ge=0, integer=True),
                 "heldout_problems": Range(ge=1, integer=True),
                 "heldout_frac": Range(gt=0, lt=1),
@@ -51,15 +57,23 @@ class SkillConfig:
         )
         if self.min_operand > self.max_operand:
             raise ValueError(f"skill.min_operand={self.min_operand} is above skill.max_operand={self.max_operand}")
+        if self.max_second and self.min_second > self.max_second:
+            raise ValueError(f"skill.min_second={self.min_second} is above skill.max_second={self.max_second}")
         if not self.ops or set(self.ops) - {"+", "-"}:
             raise ValueError(f"skill.ops={self.ops!r}: use a string of '+' and '-', e.g. '+-'")
-        space = (self.max_operand - self.min_operand + 1) ** 2 * len(self.ops) * self.heldout_frac
+        lo, hi = self.second_range
+        space = (self.max_operand - self.min_operand + 1) * (hi - lo + 1) * len(self.ops) * self.heldout_frac
         if self.heldout_problems > space / 2:
             raise ValueError(
                 f"skill.heldout_problems={self.heldout_problems} is over half of the ~{int(space)} held-out problems "
                 "the operand range allows; raise skill.max_operand or lower skill.heldout_problems"
             )
         return self
+
+    @property
+    def second_range(self) -> tuple[int, int]:
+        """`(lowest, highest)` second operand."""
+        return (self.min_second, self.max_second) if self.max_second else (self.min_operand, self.max_operand)
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ def is_heldout(problem: Problem, frac: float) -> bool:
 
 def _draw(rng: random.Random, config: SkillConfig) -> Problem:
     a = rng.randint(config.min_operand, config.max_operand)
-    b = rng.randint(config.min_operand, config.max_operand)
+    b = rng.randint(*config.second_range)
     op = rng.choice(config.ops)
     if op == "-" and b > a:
         a, b = b, a

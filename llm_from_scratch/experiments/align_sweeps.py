@@ -1,10 +1,32 @@
-"""The DPO chapter's sweeps: one `DPOConfig` field over several values, everything else as the preset.
+"""The alignment chapters' ablations, recorded: GRPO variants (chapter 14) and DPO's anchor and beta (chapter 15).
 
-Each value is another DPO stage of the same resolver (its upstream SFT model and pairs are reused), evaluated by the
-same routine as every other model; models and evaluations are cached like any artifact.
+Each row is one more RL or DPO stage of the same resolver (the SFT model and the pairs are reused) evaluated on the
+held-out problems. At the book's scale the rows together cost more than the alignment stages themselves, so they
+are not rebuilt on every execution of the chapters: this module's command builds them and writes
+`benchmarks/results/align_ablations.json` (the command, the SFT model's key, the rows), and the chapters read that
+file, saying so when it was recorded for another SFT model than the one they just evaluated.
+
+    python -m llm_from_scratch.experiments.align_sweeps --preset book
 """
 
 from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "align_ablations.json"
+
+# one setting changed per row, everything else as the preset (GRPO with the verifier's reward, KL kept)
+GRPO_VARIANTS = {
+    "GRPO (std, per-reply mean)": {"advantage": "std", "loss_norm": "seq"},
+    "Dr. GRPO (no std, constant norm)": {"advantage": "mean", "loss_norm": "constant"},
+    "+ format reward 0.2": {"format_bonus": 0.2},
+    "no KL penalty": {"kl_coef": 0.0},
+    "learned reward model": {"reward": "model"},
+}
+DPO_SWEEPS = {"nll_weight": (0.0, 1.0), "beta": (0.03, 0.1, 0.3)}
 
 
 def dpo_sweep(art, field: str, values: tuple[float, ...]) -> list[dict]:
@@ -23,3 +45,47 @@ def dpo_sweep(art, field: str, values: tuple[float, ...]) -> list[dict]:
             }
         )
     return rows
+
+
+def record_ablations(art, command: str) -> dict:
+    """Build every ablation row of chapters 14 and 15 for `art` and return them with what keys them."""
+    from llm_from_scratch.experiments.skill_eval import dpo_skill_sweep, grpo_ablation, skill_evaluation
+
+    return {
+        "command": command,
+        "preset": art.config.run.preset,
+        "sft_key": art.key("sft"),
+        "sft_accuracy": skill_evaluation(art, "sft")["accuracy"],
+        "grpo": grpo_ablation(art, GRPO_VARIANTS),
+        "dpo": {field: dpo_skill_sweep(art, field, values) for field, values in DPO_SWEEPS.items()},
+    }
+
+
+def load_ablations(art, path: Path = RESULTS) -> dict:
+    """The recorded rows and `"current"`: whether they were recorded for this resolver's SFT model."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is missing: run `python -m llm_from_scratch.experiments.align_sweeps --preset "
+            f"{art.config.run.preset}` to record the ablations"
+        )
+    data = json.loads(path.read_text())
+    return {**data, "current": data.get("sft_key") == art.key("sft")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from llm_from_scratch.pipeline import Artifacts
+    from llm_from_scratch.utils import atomic_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="book", choices=["tiny", "book"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    command = "python -m llm_from_scratch.experiments.align_sweeps " + " ".join(sys.argv[1:] if argv is None else argv)
+    result = record_ablations(Artifacts(args.preset), command.strip())
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "dpo"}))
+
+
+if __name__ == "__main__":
+    main()

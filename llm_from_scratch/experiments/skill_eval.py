@@ -48,8 +48,21 @@ def grpo_ablation(art, variants: dict[str, dict]) -> list[dict]:
     for label, overrides in variants.items():
         variant = art.replace(rlhf=overrides)
         e = skill_evaluation(variant, "rlhf")
-        m = variant.stage_metrics("rlhf")
-        rows.append({"variant": label, "accuracy": e["accuracy"], "kl_to_sft": e["kl_to_sft"], "reward": m["reward"]})
+        log = variant.stage_log("rlhf")
+        first, last = log[:5], log[-5:]
+        rows.append(
+            {
+                "variant": label,
+                "overrides": overrides,
+                "accuracy": e["accuracy"],
+                "kl_to_sft": e["kl_to_sft"],
+                "reward": variant.stage_metrics("rlhf")["reward"],
+                # the run's own training reward, first and last five steps (the hacking comparison reads these)
+                "reward_first": sum(r["reward"] for r in first) / len(first),
+                "reward_last": sum(r["reward"] for r in last) / len(last),
+                "replies": e["replies"][:8],
+            }
+        )
     return rows
 
 
