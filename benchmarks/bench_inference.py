@@ -2,8 +2,8 @@
 
 Same prompt, greedy, batch 1, the same thread count; contenders alternate in rounds and the median round counts.
 Measures: logit parity, tokenizer agreement on real text, decode tokens/s of HF `generate`, of our fp32 model
-(PyTorch's `F.linear` and our GEMV kernel), int8 and 4-bit weights through the kernel; the machine's read
-bandwidth in the same run, and each variant's effective bandwidth (weight bytes per token x tokens/s) as a fraction
+(module by module through PyTorch, and our fused one-call decode step with its GEMV kernel), int8 and 4-bit
+weights through the kernel; the machine's read bandwidth in the same run, and each variant's effective bandwidth (weight bytes per token x tokens/s) as a fraction
 of it; bits per byte on real held-out text. The last line printed is one JSON object.
 
     python benchmarks/bench_inference.py [--new-tokens 128] [--rounds 3] [--threads 2]
@@ -66,8 +66,17 @@ def main() -> None:
             outputs.setdefault(name, ids)
             print(f"round {r} {name:10s} {tps:6.2f} tok/s")
     bw = statistics.median(bandwidth)
+    print(
+        f"greedy tokens equal to HF's: fp32 kernel {R.agreement(outputs['hf'], outputs['fp32']):.0%}, "
+        f"fp32 PyTorch {R.agreement(outputs['hf'], outputs['fp32_torch']):.0%}"
+    )
     tps = {k: statistics.median(v) for k, v in speeds.items()}
-    nbytes = {k: R.bytes_per_token(m) for k, m in variants.items()}
+    # bytes read per decoded token: every matrix once (the tied 49152x576 head included), the norm gains, one
+    # embedding row, and the KV cache up to the token's position (averaged over the decoded positions)
+    c = model.config
+    kv_per_pos = 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4
+    kv_bytes = kv_per_pos * (len(prompt) + args.new_tokens / 2)
+    nbytes = {k: R.bytes_per_token(m) + kv_bytes for k, m in variants.items()}
     frac = {k: nbytes[k] * tps[k] / bw for k in variants}
     for k in variants:
         print(f"{k:10s} {nbytes[k] / 1e6:7.1f} MB/token {tps[k]:6.2f} tok/s -> {frac[k]:.2f} of {bw / 1e9:.1f} GB/s")
@@ -101,6 +110,8 @@ def main() -> None:
         "int8_bpb_increase": bpb["int8"] / bpb["fp32_torch"] - 1,
         "q4_bpb_increase": bpb["q4"] / bpb["fp32_torch"] - 1,
         "greedy_agreement_hf": R.agreement(outputs["fp32_torch"], outputs["hf"]),
+        "fp32_greedy_agreement": R.agreement(outputs["hf"], outputs["fp32"]),
+        "kv_cache_mb_per_token": kv_bytes / 1e6,
         "greedy_agreement_fp32_kernel": R.agreement(outputs["fp32_torch"], outputs["fp32"]),
         "greedy_agreement_int8": R.agreement(outputs["fp32_torch"], outputs["int8"]),
         "greedy_agreement_q4": R.agreement(outputs["fp32_torch"], outputs["q4"]),

@@ -75,10 +75,14 @@ def stream(
             )
         cache = model.new_kv_cache(idx.shape[0], idx.shape[1] + max_new_tokens) if use_cache else None
         seq, step_input = idx, idx
+        fused = getattr(model, "decode_step", None)
         for _ in range(max_new_tokens):
             if cache is None:
                 step_input = seq[:, -limit:]
-            logits, _ = model(step_input, kv_cache=cache, last_only=True)
+            if fused is not None and cache is not None and step_input.shape == (1, 1):
+                logits = fused(step_input, cache)  # the opt-in one-call decode step (`quant.prepare_decode`)
+            else:
+                logits, _ = model(step_input, kv_cache=cache, last_only=True)
             nxt = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
             if stops.numel():
                 nxt = torch.where(finished, last_stop, nxt)

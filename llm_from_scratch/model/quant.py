@@ -162,6 +162,77 @@ class F32Linear(nn.Module):
 QUANTIZERS = {"fp32": F32Linear, "int8": Int8Linear, "q4": Q4Linear}
 
 
+class FusedDecoder:
+    """One decoded token (batch 1, fp32) through the whole model in a single kernel call (`f32_decode_step`).
+
+    Batch-1 decoding is bound by reading the weights, but a module-by-module forward adds ~20 small PyTorch calls
+    per layer (norms, views, RoPE, the attention kernel, adds), each with its own dispatch and some with their own
+    thread wake-up, and on two cores that costs as much as the weights. Here each layer is RMSNorm, the fused QKV
+    GEMV, RoPE, writing the key/value into the pre-allocated cache in place, attention over the cache, the
+    output GEMV, RMSNorm, the fused gate/up GEMV, SwiGLU and the down GEMV, all in C++; only the GEMVs use both
+    threads. It holds references to the model's own weights (nothing copied) and writes the model's `KVCache`."""
+
+    def __init__(self, model: Transformer, kernel) -> None:
+        c = model.config
+        self.kernel, self.n_heads, self.n_kv_heads, self.eps = kernel, c.n_heads, c.n_kv_heads, c.norm_eps
+        self.tok_emb, self.norm, self.head = model.tok_emb.weight, model.norm.weight, _weight(model.lm_head)
+        self.rope_cos, self.rope_sin = model.rope_cos, model.rope_sin
+        self.weights = [
+            w.detach()
+            for b in model.layers
+            for w in (
+                b.attn_norm.weight,
+                _weight(b.attn.qkv),
+                _weight(b.attn.proj),
+                b.ffn_norm.weight,
+                _weight(b.ffn.gate_up),
+                _weight(b.ffn.down),
+            )
+        ]
+
+    def __call__(self, idx: torch.Tensor, kv_cache) -> torch.Tensor:
+        """Logits `[1, 1, vocab]` of the single token `idx` (`[1, 1]`) at position `kv_cache.pos`; the cache
+        advances by one, as in `Transformer.forward`."""
+        logits = self.kernel.f32_decode_step(
+            self.tok_emb[idx[0, 0]].detach(),
+            self.weights,
+            kv_cache.k,
+            kv_cache.v,
+            kv_cache.pos,
+            self.rope_cos,
+            self.rope_sin,
+            self.norm.detach(),
+            self.head.detach(),
+            self.n_heads,
+            self.n_kv_heads,
+            self.eps,
+        )
+        kv_cache.pos += 1
+        return logits.view(1, 1, -1)
+
+
+def _weight(layer: nn.Module) -> torch.Tensor:
+    w = layer.weight
+    if not isinstance(w, torch.Tensor) or w.dtype != torch.float32:
+        raise TypeError(f"the fused fp32 decoder needs fp32 weights; {type(layer).__name__} has none")
+    return w.detach().contiguous()
+
+
+def prepare_decode(model: Transformer, use_kernel: bool = True) -> Transformer:
+    """Give `model` the fused fp32 batch-1 decode path (`model.decode_step`, used by `generate.stream` for each
+    token after the prompt), when the kernel is built and the model is an fp32 CPU model it covers; otherwise
+    leave it on the module-by-module path, which gives the same tokens more slowly. Opt-in: training and a
+    model without it are unchanged."""
+    kernel = load_kernel() if use_kernel else None
+    p = next(model.parameters())
+    plain = all(type(m) in (nn.Linear, F32Linear) for b in model.layers for m in (b.attn.qkv, b.ffn.down))
+    if kernel is None or p.device.type != "cpu" or p.dtype != torch.float32 or model.config.qk_norm or not plain:
+        model.decode_step = None
+        return model
+    model.decode_step = FusedDecoder(model, kernel)
+    return model
+
+
 def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = True) -> Transformer:
     """Replace every linear layer of `model` (the head included) by its `kind` (`"int8"`/`"q4"`)
     quantized version, in place (`"fp32"`: the same weights through the fp32 kernel). A tied head gets its own
@@ -174,6 +245,8 @@ def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = Tr
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, name, layer(child.weight, use_kernel))
+    if kind == "fp32":
+        prepare_decode(model, use_kernel)
     return model.eval()
 
 
