@@ -163,46 +163,42 @@ QUANTIZERS = {"fp32": F32Linear, "int8": Int8Linear, "q4": Q4Linear}
 
 
 class FusedDecoder:
-    """One decoded token (batch 1, fp32) through the whole model in a single kernel call (`f32_decode_step`).
+    """One decoded token (batch 1) through the whole model in a single kernel call (`decode_step` in
+    `csrc/qgemv.cpp`), with fp32, int8 or 4-bit weights.
 
     Batch-1 decoding is bound by reading the weights, but a module-by-module forward adds ~20 small PyTorch calls
     per layer (norms, views, RoPE, the attention kernel, adds), each with its own dispatch and some with their own
-    thread wake-up, and on two cores that costs as much as the weights. Here each layer is RMSNorm, the fused QKV
-    GEMV, RoPE, writing the key/value into the pre-allocated cache in place, attention over the cache, the
-    output GEMV, RMSNorm, the fused gate/up GEMV, SwiGLU and the down GEMV, all in C++; only the GEMVs use both
-    threads. It holds references to the model's own weights (nothing copied) and writes the model's `KVCache`."""
+    thread wake-up, and on two cores that costs a large part of each token's time. Here each layer is RMSNorm, the
+    fused QKV GEMV, RoPE, writing the key/value into the pre-allocated cache in place, attention over the cache,
+    the output GEMV, RMSNorm, the fused gate/up GEMV, SwiGLU and the down GEMV, all in C++; only the GEMVs use
+    both threads. It holds references to the model's own weights (nothing copied) and writes the model's
+    `KVCache`."""
 
     def __init__(self, model: Transformer, kernel) -> None:
         c = model.config
         self.kernel, self.n_heads, self.n_kv_heads, self.eps = kernel, c.n_heads, c.n_kv_heads, c.norm_eps
-        self.tok_emb, self.norm, self.head = model.tok_emb.weight, model.norm.weight, _weight(model.lm_head)
+        self.tok_emb, self.norm = model.tok_emb.weight.detach(), model.norm.weight.detach()
         self.rope_cos, self.rope_sin = model.rope_cos, model.rope_sin
-        self.weights = [
-            w.detach()
-            for b in model.layers
-            for w in (
-                b.attn_norm.weight,
-                _weight(b.attn.qkv),
-                _weight(b.attn.proj),
-                b.ffn_norm.weight,
-                _weight(b.ffn.gate_up),
-                _weight(b.ffn.down),
-            )
+        self.norms = [n.weight.detach() for b in model.layers for n in (b.attn_norm, b.ffn_norm)]
+        self.mats = [
+            t for b in model.layers for m in (b.attn.qkv, b.attn.proj, b.ffn.gate_up, b.ffn.down) for t in _tensors(m)
         ]
+        self.head = _tensors(model.lm_head)
 
     def __call__(self, idx: torch.Tensor, kv_cache) -> torch.Tensor:
         """Logits `[1, 1, vocab]` of the single token `idx` (`[1, 1]`) at position `kv_cache.pos`; the cache
         advances by one, as in `Transformer.forward`."""
-        logits = self.kernel.f32_decode_step(
-            self.tok_emb[idx[0, 0]].detach(),
-            self.weights,
+        logits = self.kernel.decode_step(
+            self.tok_emb[int(idx[0, 0])],
+            self.norms,
+            self.mats,
             kv_cache.k,
             kv_cache.v,
             kv_cache.pos,
             self.rope_cos,
             self.rope_sin,
-            self.norm.detach(),
-            self.head.detach(),
+            self.norm,
+            self.head,
             self.n_heads,
             self.n_kv_heads,
             self.eps,
@@ -211,25 +207,39 @@ class FusedDecoder:
         return logits.view(1, 1, -1)
 
 
-def _weight(layer: nn.Module) -> torch.Tensor:
-    w = layer.weight
-    if not isinstance(w, torch.Tensor) or w.dtype != torch.float32:
-        raise TypeError(f"the fused fp32 decoder needs fp32 weights; {type(layer).__name__} has none")
-    return w.detach().contiguous()
+_NONE = torch.empty(0)
+
+
+def _tensors(layer: nn.Module) -> list[torch.Tensor]:
+    """The three tensors the kernel's decode step takes for one matrix (its storage decides the kind)."""
+    if isinstance(layer, Int8Linear):
+        return [layer.q, layer.scale, _NONE]
+    if isinstance(layer, Q4Linear):
+        return [layer.packed, layer.d, layer.m]
+    return [layer.weight.detach().contiguous(), _NONE, _NONE]
+
+
+_FUSABLE = (nn.Linear, F32Linear, Int8Linear, Q4Linear)
 
 
 def prepare_decode(model: Transformer, use_kernel: bool = True) -> Transformer:
-    """Give `model` the fused fp32 batch-1 decode path (`model.decode_step`, used by `generate.stream` for each
-    token after the prompt), when the kernel is built and the model is an fp32 CPU model it covers; otherwise
-    leave it on the module-by-module path, which gives the same tokens more slowly. Opt-in: training and a
-    model without it are unchanged."""
+    """Give `model` the fused batch-1 decode path (`model.decode_step`, used by `generate.stream` for each token
+    after the prompt) when the kernel is built and the model is a CPU model it covers (fp32 activations; fp32,
+    int8 or 4-bit matrices; no QK-norm); otherwise `model.decode_step = None` and decoding stays module by module,
+    which gives the same tokens more slowly. Opt-in: training and a model without it are unchanged."""
     kernel = load_kernel() if use_kernel else None
-    p = next(model.parameters())
-    plain = all(type(m) in (nn.Linear, F32Linear) for b in model.layers for m in (b.attn.qkv, b.ffn.down))
-    if kernel is None or p.device.type != "cpu" or p.dtype != torch.float32 or model.config.qk_norm or not plain:
+    emb = model.tok_emb.weight
+    mats = [m for b in model.layers for m in (b.attn.qkv, b.attn.proj, b.ffn.gate_up, b.ffn.down)]
+    covered = all(
+        type(m) in _FUSABLE
+        and getattr(m, "bias", None) is None
+        and _tensors(m)[0].dtype in (torch.float32, torch.int8, torch.uint8)
+        for m in [*mats, model.lm_head]
+    )
+    if kernel is None or emb.device.type != "cpu" or emb.dtype != torch.float32 or model.config.qk_norm or not covered:
         model.decode_step = None
-        return model
-    model.decode_step = FusedDecoder(model, kernel)
+    else:
+        model.decode_step = FusedDecoder(model, kernel)
     return model
 
 
@@ -237,7 +247,7 @@ def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = Tr
     """Replace every linear layer of `model` (the head included) by its `kind` (`"int8"`/`"q4"`)
     quantized version, in place (`"fp32"`: the same weights through the fp32 kernel). A tied head gets its own
     quantized copy; the embedding table stays fp32 (a lookup reads one row per token, so its size costs no
-    bandwidth)."""
+    bandwidth). With the kernel built, the model also gets the one-call decode step (`prepare_decode`)."""
     if kind not in QUANTIZERS:
         raise ValueError(f"unknown quantization {kind!r}; choose one of {sorted(QUANTIZERS)}")
     layer = QUANTIZERS[kind]
@@ -245,8 +255,7 @@ def quantize_model(model: Transformer, kind: str = "int8", use_kernel: bool = Tr
         for name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, name, layer(child.weight, use_kernel))
-    if kind == "fp32":
-        prepare_decode(model, use_kernel)
+    prepare_decode(model, use_kernel)  # the one-call decode step for these layers, where the kernel is built
     return model.eval()
 
 

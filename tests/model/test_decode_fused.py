@@ -15,7 +15,7 @@ needs_kernel = pytest.mark.skipif(
 )
 
 
-def tiny(d_model: int = 72, tie: bool = False, qk_norm: bool = False) -> Transformer:
+def tiny(d_model: int = 72, tie: bool = False, qk_norm: bool = False, ffn: int = 100) -> Transformer:
     # d_model 72 and ffn_hidden 100: neither a multiple of 16 (the vector width) nor of 8 (rows per pass), so the
     # kernel's remainder loops run too
     torch.manual_seed(0)
@@ -26,7 +26,7 @@ def tiny(d_model: int = 72, tie: bool = False, qk_norm: bool = False) -> Transfo
         n_layers=3,
         n_heads=6,
         n_kv_heads=2,
-        ffn_hidden=100,
+        ffn_hidden=ffn,
         tie_embeddings=tie,
         qk_norm=qk_norm,
     )
@@ -76,9 +76,19 @@ def test_without_kernel_the_plain_path_decodes():
 
 
 @needs_kernel
+@pytest.mark.parametrize("kind", ["int8", "q4"])
+def test_fused_step_with_quantized_weights_equals_their_modules(kind):
+    model = Q.quantize_model(tiny(96, ffn=160), kind)  # 4-bit groups of 32: input sizes multiples of 32
+    assert isinstance(model.decode_step, Q.FusedDecoder)
+    ids = torch.randint(0, 300, (1, 12))
+    fused, plain = step_logits(model, ids, True), step_logits(model, ids, False)
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
+@needs_kernel
 def test_models_the_step_does_not_cover_keep_the_module_path():
     assert Q.prepare_decode(tiny(qk_norm=True)).decode_step is None
-    assert Q.prepare_decode(Q.quantize_model(tiny(), "int8")).decode_step is None
     assert not hasattr(tiny(), "decode_step")  # nothing changes for a model that did not opt in
 
 

@@ -135,10 +135,53 @@ torch::Tensor f32_gemv(torch::Tensor x, torch::Tensor w) {
   return y;
 }
 
-// ------------------------------------------------------------------------------------------ fp32 decode step
-// One token through every layer of a Llama-style decoder (batch 1, fp32), in one call: the same arithmetic as
+// ----------------------------------------------------------------------------------------------- decode step
+// One token through every layer of a Llama-style decoder (batch 1), in one call: the same arithmetic as
 // `Transformer.forward` with a KV cache, but with no Python between the operations and only the matrix-vector
 // products on both threads. What is left per token is the time to stream the weights.
+
+// A weight matrix of the decode step as three tensors: fp32 (w, -, -), int8 per output channel (q, scale, -), or
+// 4-bit groups of 32 (packed, d, m); the element type of the first says which.
+struct Mat {
+  torch::Tensor a, b, c;
+  int64_t N, K;
+};
+
+static Mat as_mat(const std::vector<torch::Tensor>& t, size_t i) {
+  Mat m{t[i], t[i + 1], t[i + 2], t[i].size(0), t[i].size(1)};
+  TORCH_CHECK(m.a.is_contiguous() && m.a.dim() == 2, "decode step: weight ", i / 3, " is not a contiguous matrix");
+  if (m.a.dtype() == torch::kUInt8) m.K *= 2;  // two 4-bit weights per byte
+  return m;
+}
+
+// y = W x for one activation vector, whichever the storage; rows split across threads as in gemv_f32.
+static void gemv(const Mat& m, const float* x, float* y) {
+  const int64_t N = m.N, K = m.K;
+  if (m.a.dtype() == torch::kFloat32) return gemv_f32(m.a.data_ptr<float>(), x, y, N, K);
+  if (m.a.dtype() == torch::kInt8) {
+    const int8_t* q = m.a.data_ptr<int8_t>();
+    const float* s = m.b.data_ptr<float>();
+    at::parallel_for(0, N, std::max<int64_t>(1, 65536 / K), [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) y[n] = dot_i8(q + n * K, x, K) * s[n];
+    });
+    return;
+  }
+  TORCH_CHECK(m.a.dtype() == torch::kUInt8 && K % 32 == 0, "decode step: unsupported weight type");
+  const int64_t G = K / 32;
+  std::vector<float> xs(G, 0.f);  // the sum of x over each group, shared by every row (the minimum's term)
+  for (int64_t g = 0; g < G; ++g)
+    for (int j = 0; j < 32; ++j) xs[g] += x[32 * g + j];
+  const uint8_t* p = m.a.data_ptr<uint8_t>();
+  const float* d = m.b.data_ptr<float>();
+  const float* mn = m.c.data_ptr<float>();
+  at::parallel_for(0, N, std::max<int64_t>(1, 131072 / K), [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      float acc = dot_q4(p + n * (K / 2), x, d + n * G, G);
+      for (int64_t g = 0; g < G; ++g) acc += mn[n * G + g] * xs[g];
+      y[n] = acc;
+    }
+  });
+}
 
 // out = x / sqrt(mean(x^2) + eps) * g   (RMSNorm, as F.rms_norm)
 static void rmsnorm(const float* x, const float* g, float* out, int64_t D, float eps) {
@@ -159,19 +202,34 @@ static void rope(float* v, const float* c, const float* s, int64_t hd) {
   }
 }
 
-// logits [V] for the token whose embedding is `x0` [D] at position `pos`. `w` holds six tensors per layer:
-// attn_norm [D], qkv [(H + 2 Hk) hd, D], proj [D, H hd], ffn_norm [D], gate_up [2F, D], down [D, F].
+// logits [V] for the token whose embedding is `x0` [D] at position `pos`. `norms` holds two gains per layer
+// (attention, feed-forward); `mats` three tensors (see Mat) per matrix, four matrices per layer: qkv
+// [(H + 2 Hk) hd, D], proj [D, H hd], gate_up [2F, D], down [D, F]; `head` three more for the output matrix.
 // kc, vc: the KV cache [L, 1, Hk, max_len, hd]; this token's keys and values are written at `pos`.
-torch::Tensor f32_decode_step(torch::Tensor x0, std::vector<torch::Tensor> w, torch::Tensor kc, torch::Tensor vc,
-                              int64_t pos, torch::Tensor cos, torch::Tensor sin, torch::Tensor norm_w,
-                              torch::Tensor head_w, int64_t H, int64_t Hk, double eps_d) {
-  const int64_t L = static_cast<int64_t>(w.size()) / 6, D = x0.numel();
-  TORCH_CHECK(static_cast<int64_t>(w.size()) == 6 * L && L > 0, "six weights per layer expected");
-  TORCH_CHECK(kc.is_contiguous() && vc.is_contiguous() && kc.dim() == 5 && kc.size(0) == L && kc.size(1) == 1);
-  const int64_t hd = kc.size(4), S = kc.size(3), F = w[4].size(0) / 2, V = head_w.size(0);
+torch::Tensor decode_step(torch::Tensor x0, std::vector<torch::Tensor> norms, std::vector<torch::Tensor> mats,
+                          torch::Tensor kc, torch::Tensor vc, int64_t pos, torch::Tensor cos, torch::Tensor sin,
+                          torch::Tensor norm_w, std::vector<torch::Tensor> head, int64_t H, int64_t Hk, double eps_d) {
+  const int64_t L = static_cast<int64_t>(norms.size()) / 2, D = x0.numel();
+  TORCH_CHECK(L > 0 && static_cast<int64_t>(mats.size()) == 12 * L && head.size() == 3,
+              "decode step: two norms and four matrices (three tensors each) per layer expected");
+  TORCH_CHECK(x0.dtype() == torch::kFloat32 && x0.is_contiguous() && kc.dtype() == torch::kFloat32 &&
+              vc.dtype() == torch::kFloat32 && cos.dtype() == torch::kFloat32 && sin.dtype() == torch::kFloat32);
+  TORCH_CHECK(kc.is_contiguous() && vc.is_contiguous() && kc.dim() == 5 && kc.size(0) == L && kc.size(1) == 1,
+              "decode step: the KV cache must be [n_layers, 1, n_kv_heads, max_len, head_dim]");
+  const int64_t hd = kc.size(4), S = kc.size(3), F = as_mat(mats, 6).N / 2;
   TORCH_CHECK(pos >= 0 && pos < S && pos < cos.size(0), "position outside the KV cache or the RoPE table");
-  TORCH_CHECK(H % Hk == 0 && kc.size(2) == Hk && cos.size(1) == hd);
-  for (auto& t : w) TORCH_CHECK(t.dtype() == torch::kFloat32 && t.is_contiguous(), "fp32 contiguous weights");
+  TORCH_CHECK(H % Hk == 0 && kc.size(2) == Hk && cos.size(1) == hd && cos.is_contiguous() && sin.is_contiguous());
+  for (auto& t : norms) TORCH_CHECK(t.dtype() == torch::kFloat32 && t.numel() == D, "decode step: fp32 norm gains");
+  const Mat out_head = as_mat(head, 0);
+  TORCH_CHECK(out_head.K == D, "decode step: the head's input size is not d_model");
+  for (int64_t l = 0; l < L; ++l) {  // shapes once, so the loops below never read outside a matrix
+    const int64_t want[4][2] = {{(H + 2 * Hk) * hd, D}, {D, H * hd}, {2 * F, D}, {D, F}};
+    for (int j = 0; j < 4; ++j) {
+      const Mat m = as_mat(mats, 12 * l + 3 * j);
+      TORCH_CHECK(m.N == want[j][0] && m.K == want[j][1], "decode step: layer ", l, " matrix ", j, " is ", m.N,
+                  "x", m.K, ", expected ", want[j][0], "x", want[j][1]);
+    }
+  }
   const float eps = static_cast<float>(eps_d);
   const float* c = cos.data_ptr<float>() + pos * hd;
   const float* s = sin.data_ptr<float>() + pos * hd;
@@ -180,8 +238,8 @@ torch::Tensor f32_decode_step(torch::Tensor x0, std::vector<torch::Tensor> w, to
   const float scale = 1.f / std::sqrt(static_cast<float>(hd));
   const int64_t group = H / Hk;
   for (int64_t l = 0; l < L; ++l) {
-    rmsnorm(x.data(), w[6 * l].data_ptr<float>(), h.data(), D, eps);
-    gemv_f32(w[6 * l + 1].data_ptr<float>(), h.data(), qkv.data(), (H + 2 * Hk) * hd, D);
+    rmsnorm(x.data(), norms[2 * l].data_ptr<float>(), h.data(), D, eps);
+    gemv(as_mat(mats, 12 * l), h.data(), qkv.data());
     for (int64_t j = 0; j < H + Hk; ++j) rope(qkv.data() + j * hd, c, s, hd);  // queries and keys
     float* kl = kc.data_ptr<float>() + l * Hk * S * hd;
     float* vl = vc.data_ptr<float>() + l * Hk * S * hd;
@@ -212,17 +270,17 @@ torch::Tensor f32_decode_step(torch::Tensor x0, std::vector<torch::Tensor> w, to
         for (int64_t i = 0; i < hd; ++i) out[i] += pt * vh[t * hd + i];
       }
     }
-    gemv_f32(w[6 * l + 2].data_ptr<float>(), att.data(), o.data(), D, H * hd);
+    gemv(as_mat(mats, 12 * l + 3), att.data(), o.data());
     for (int64_t i = 0; i < D; ++i) x[i] += o[i];
-    rmsnorm(x.data(), w[6 * l + 3].data_ptr<float>(), h.data(), D, eps);
-    gemv_f32(w[6 * l + 4].data_ptr<float>(), h.data(), gu.data(), 2 * F, D);
+    rmsnorm(x.data(), norms[2 * l + 1].data_ptr<float>(), h.data(), D, eps);
+    gemv(as_mat(mats, 12 * l + 6), h.data(), gu.data());
     for (int64_t i = 0; i < F; ++i) act[i] = gu[i] / (1.f + std::exp(-gu[i])) * gu[F + i];  // silu(gate) * up
-    gemv_f32(w[6 * l + 5].data_ptr<float>(), act.data(), o.data(), D, F);
+    gemv(as_mat(mats, 12 * l + 9), act.data(), o.data());
     for (int64_t i = 0; i < D; ++i) x[i] += o[i];
   }
   rmsnorm(x.data(), norm_w.data_ptr<float>(), h.data(), D, eps);
-  auto logits = torch::empty({V}, x0.options());
-  gemv_f32(head_w.data_ptr<float>(), h.data(), logits.data_ptr<float>(), V, D);
+  auto logits = torch::empty({out_head.N}, x0.options());
+  gemv(out_head, h.data(), logits.data_ptr<float>());
   return logits;
 }
 
@@ -256,7 +314,7 @@ torch::Tensor q4_gemv(torch::Tensor x, torch::Tensor packed, torch::Tensor d, to
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("int8_gemv", &int8_gemv, "y = (x @ q.T) * scale, int8 weights per output channel");
-  m.def("f32_gemv", &f32_gemv, "y = x @ w.T in fp32, four weight rows per pass");
-  m.def("f32_decode_step", &f32_decode_step, "logits of one token through every layer, fp32, batch 1");
+  m.def("f32_gemv", &f32_gemv, "y = x @ w.T in fp32, eight weight rows per pass");
+  m.def("decode_step", &decode_step, "logits of one token through every layer, batch 1 (fp32/int8/4-bit weights)");
   m.def("q4_gemv", &q4_gemv, "y = x @ dequant(q4).T, 4-bit groups of 32 with scale and minimum");
 }
