@@ -65,6 +65,12 @@ def test_config_files_toml_and_yaml_agree_and_round_trip(tmp_path):
         "pretrain": {"max_steps": 5},
         "run": {"rlhf": False},
     }
+    # `3e-4` is a float (PyYAML alone reads it as a string); a name that looks like one stays a string
+    assert parse_set(["pretrain.peak_lr=3e-4", "sft.lr=.5", "run.device=e5"]) == {
+        "pretrain": {"peak_lr": 3e-4},
+        "sft": {"lr": 0.5},
+        "run": {"device": "e5"},
+    }
 
 
 def test_stage_keys_change_downstream_only():

@@ -19,6 +19,7 @@ so a run records every choice it made, defaults included, and re-running with th
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,6 @@ def read_config_file(path: str | Path) -> dict:
 def parse_set(items: list[str]) -> dict:
     """`["pretrain.max_steps=20", "run.rlhf=false"]` (command-line overrides) as nested dicts; values are
     parsed as YAML scalars (`20` int, `0.5` float, `false` bool, `null`, `[a, b]` list)."""
-    import yaml
-
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -140,8 +139,22 @@ def parse_set(items: list[str]) -> dict:
         for p in path:
             node = node.setdefault(p, {})
         # YAML 1.1 reads on/off/yes/no as booleans; here they are words (toxicity=off), true/false are booleans
-        node[last] = value if value.strip().lower() in ("on", "off", "yes", "no", "y", "n") else yaml.safe_load(value)
+        node[last] = value if value.strip().lower() in ("on", "off", "yes", "no", "y", "n") else _scalar(value)
     return out
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _scalar(value: str) -> object:
+    """A YAML scalar, except that `3e-4` is a float: YAML 1.1 (PyYAML) wants a dot in the mantissa (`3.0e-4`) and
+    would read it as a string, which the config check then rejects."""
+    import yaml
+
+    parsed = yaml.safe_load(value)
+    if isinstance(parsed, str) and _FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return parsed
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None, overrides: dict | None = None) -> RunConfig:
