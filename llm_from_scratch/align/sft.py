@@ -38,6 +38,14 @@ class SFTConfig:
     # batches of examples of similar length (Hugging Face's group_by_length): a batch is padded to its longest
     # example, so a 15-token arithmetic question next to a 150-token speech would cost as much as the speech
     group_by_length: bool = True
+    # > 0: a batch is as many length neighbours as fit in this many (padded) tokens instead of `batch_size`
+    # examples (fairseq's max_tokens): every step costs about the same, and a batch of 25-token arithmetic
+    # questions holds ~6x as many examples as one of speeches (with group_by_length only)
+    batch_tokens: int = 0
+    # "muon": Muon for the hidden matrices (step muon_lr), AdamW (lr) for the rest, the optimizer the book's base
+    # model was pretrained with (Moonshot's "Muon is scalable" found Muon-pretrained models fine-tune best with it)
+    optimizer: str = "adamw"
+    muon_lr: float = 0.02
     seed: int = 0
     # LoRA (align/lora.py): rank 0 is full fine-tuning; rank r > 0 trains only rank-r adapters on the attention
     # and MLP projections, merged into the weights at the end (the saved model is a plain Transformer)
@@ -63,6 +71,9 @@ class SFTConfig:
                 "max_reply": Range(ge=1, integer=True),
                 "eval_interval": Range(ge=1, integer=True),
                 "eval_examples": Range(ge=1, integer=True),
+                "batch_tokens": Range(ge=0, integer=True),
+                "optimizer": Range(choices=("adamw", "muon")),
+                "muon_lr": Range(gt=0),
                 "lora_rank": Range(ge=0, integer=True),
                 "lora_alpha": Range(gt=0),
             },
@@ -136,6 +147,18 @@ def reply_loss(model, data: Sequence[tuple[list[int], list[int]]], batch_size: i
     return total / max(count, 1)
 
 
+def _token_run(by_length: list[int], data, start: int, budget: int) -> list[int]:
+    """The run of `by_length` from `start` (shifted left near the end) whose padded size, rows x the longest
+    (the last), fits in `budget` tokens; at least one row."""
+    size = lambda i: len(data[i][0]) + len(data[i][1])  # noqa: E731
+    end = start + 1
+    while end < len(by_length) and (end + 1 - start) * size(by_length[end]) <= budget:
+        end += 1
+    while start > 0 and (end - start + 1) * size(by_length[end - 1]) <= budget:
+        start -= 1  # the longest examples: widen to the left so the last batch is full too
+    return by_length[start:end]
+
+
 def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = False) -> list[dict]:
     """Fine-tune `model` in place with AdamW and warmup + cosine (the pretraining code); returns the log."""
     from llm_from_scratch.train.optim import AdamW, param_groups
@@ -148,7 +171,13 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
         from llm_from_scratch.align.lora import LoRAConfig, apply_lora
 
         apply_lora(model, LoRAConfig(rank=config.lora_rank, alpha=config.lora_alpha))
-    opt = AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
+    if config.optimizer == "muon":  # the schedule below writes each group's lr; Muon's groups scale it by lr_mult
+        from llm_from_scratch.train.muon import Muon, muon_param_groups
+
+        groups = muon_param_groups(model, config.weight_decay, config.muon_lr / config.lr)
+        opt = Muon(groups, lr=config.lr, betas=(0.9, 0.95))
+    else:
+        opt = AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(config.seed)
     val = list(val_data)[: config.eval_examples]
     by_length = sorted(range(len(train_data)), key=lambda i: len(train_data[i][0]) + len(train_data[i][1]))
@@ -163,6 +192,8 @@ def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = F
         if config.group_by_length:  # a random run of neighbours in length order (the two ends come a little less often)
             start = int(torch.randint(0, max(len(train_data) - config.batch_size, 0) + 1, (1,), generator=g))
             rows = by_length[start : start + config.batch_size]
+            if config.batch_tokens:
+                rows = _token_run(by_length, train_data, start, config.batch_tokens)
         else:
             rows = torch.randint(0, len(train_data), (config.batch_size,), generator=g).tolist()
         idx, labels = batch_labels([train_data[i] for i in rows], config.mask_prompt)

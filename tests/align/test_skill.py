@@ -94,3 +94,39 @@ def test_sft_mix_adds_the_skill_examples(tok):
     answers = {str(ex.response) for ex in train_examples(cfg.skill)}
     decoded = {tok.decode(r[:-1]) for _, r in mixed if (_, r) not in dialogue}
     assert decoded <= answers and torch.tensor(len(decoded)) > 1
+
+
+def test_second_operand_range_is_the_easier_family():
+    cfg = SkillConfig(min_operand=100, max_operand=999, min_second=1, max_second=9).validate()
+    drawn = problems(cfg, 400, heldout=False)
+    assert all(1 <= min(p.a, p.b) <= 9 and 100 <= max(p.a, p.b) <= 999 for p in drawn)
+    assert {p.op for p in drawn} == {"+", "-"} and all(p.answer >= 0 for p in drawn)
+    with pytest.raises(ValueError, match="min_second"):
+        SkillConfig(min_second=9, max_second=2).validate()
+    with pytest.raises(ValueError, match="heldout_problems"):  # 10 x 5 x 2 problems: too few to hold out 500
+        SkillConfig(min_operand=10, max_operand=19, min_second=1, max_second=5).validate()
+
+
+def test_token_batches_fill_the_budget_with_neighbours():
+    from llm_from_scratch.align.sft import _token_run
+
+    data = [([0] * 10, [0] * 5)] * 50 + [([0] * 100, [0] * 50)] * 10  # 15-token and 150-token examples
+    order = list(range(len(data)))
+    short, long = _token_run(order, data, 0, 300), _token_run(order, data, 55, 300)
+    assert len(short) == 20 and all(i < 50 for i in short)  # 20 x 15 = 300 tokens of short examples
+    assert len(long) == 2 and all(i >= 50 for i in long)  # 2 x 150: the end of the list widens to the left
+    assert _token_run(order, data, 59, 10) == [59]  # over budget alone: still one row
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_sft_on_token_batches_learns_the_skill_examples(tok, model, optimizer):
+    from llm_from_scratch.align.sft import SFTConfig, mix_skill, reply_loss, train_sft
+
+    skill = SkillConfig(min_operand=100, max_operand=999, min_second=1, max_second=9, train_examples=200)
+    cfg = SFTConfig(steps=30, lr=3e-3, batch_tokens=600, optimizer=optimizer, skill=skill, eval_interval=30)
+    data = mix_skill(tok, [], cfg.validate())
+    before = reply_loss(model, data[:64])
+    log = train_sft(model, data, data[:64], cfg)
+    assert log[-1]["val_reply_loss"] < before - 0.5  # both optimizers fit the answers' digits
+    with pytest.raises(ValueError, match="optimizer"):
+        SFTConfig(optimizer="sgd").validate()
