@@ -117,3 +117,17 @@ def test_smollm2_fused_logits_and_tokens():
             nxt = a[:, -1].argmax(-1, keepdim=True)
     assert diff <= 1e-4
     assert torch.equal(generate(fast, prompt, 8), generate(model, prompt, 8))
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gemv_chunks_shared_by_threads_cover_every_row_once(threads):
+    kernel, before = Q.load_kernel(), torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for n, k in [(960, 576), (1001, 72), (7, 40)]:  # many chunks, a remainder block, fewer rows than a block
+            w, x = torch.randn(n, k), torch.randn(1, k)
+            for _ in range(50):  # back-to-back jobs: a helper late for one must not touch the next
+                torch.testing.assert_close(kernel.f32_gemv(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
+    finally:
+        torch.set_num_threads(before)

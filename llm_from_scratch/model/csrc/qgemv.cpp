@@ -9,9 +9,14 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -83,6 +88,99 @@ torch::Tensor int8_gemv(torch::Tensor x, torch::Tensor q, torch::Tensor scale) {
   return y;
 }
 
+// ------------------------------------------------------------------------------------- sharing a loop's chunks
+// at::parallel_for (OpenMP) ends every loop with a barrier that waits for all threads. On cores shared with other
+// busy processes the second thread is often not running when a loop starts, so each of a token's ~120 products
+// waits up to a scheduler time slice for it. Instead the calling thread and helper threads claim chunks from one
+// atomic counter; the caller returns when every chunk is done, so a helper that is not running costs nothing (the
+// caller takes its chunks), and on quiet cores both stream. The counter holds (job number << 32 | next chunk), so
+// a helper still finishing one loop can never claim a chunk of the next.
+class ChunkPool {
+ public:
+  static ChunkPool& get() {
+    static ChunkPool* pool = new ChunkPool();  // never destroyed: its threads live as long as the process
+    return *pool;
+  }
+
+  void run(int64_t n, const std::function<void(int64_t)>& fn) {
+    const int helpers = std::min<int64_t>(at::get_num_threads(), n) - 1;
+    if (helpers <= 0 || at::in_parallel_region()) {
+      for (int64_t c = 0; c < n; ++c) fn(c);
+      return;
+    }
+    std::lock_guard<std::mutex> one_caller(run_mutex_);
+    while (static_cast<int>(threads_.size()) < helpers) {
+      const int id = static_cast<int>(threads_.size());
+      threads_.emplace_back([this, id] { loop(id); });
+      threads_.back().detach();
+    }
+    active_.store(helpers);  // helpers beyond torch's current thread count sit this job out
+    fn_ = &fn;
+    n_ = n;
+    done_.store(0);
+    const uint64_t job = (counter_.load() >> 32) + 1;
+    counter_.store(job << 32);  // publishes fn_, n_ (sequentially consistent)
+    if (sleeping_.load()) {
+      std::lock_guard<std::mutex> lk(sleep_mutex_);
+      wake_.notify_all();
+    }
+    work(job);
+    for (int spins = 0; done_.load() < n; ++spins) pause(spins);
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+  std::mutex run_mutex_, sleep_mutex_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> counter_{0};
+  std::atomic<int64_t> done_{0};
+  std::atomic<int> sleeping_{0}, active_{0};
+  const std::function<void(int64_t)>* fn_ = nullptr;
+  int64_t n_ = 0;
+
+  static void pause(int spins) {
+    if (spins < 4000) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+    } else {
+      std::this_thread::yield();  // on a busy machine: let whoever the OS would run instead run now
+    }
+  }
+
+  // claim chunks of job `job` until none is left
+  void work(uint64_t job) {
+    uint64_t v = counter_.load();
+    while ((v >> 32) == job && static_cast<int64_t>(v & 0xffffffffu) < n_) {
+      if (!counter_.compare_exchange_weak(v, v + 1)) continue;
+      (*fn_)(static_cast<int64_t>(v & 0xffffffffu));
+      done_.fetch_add(1);
+      v = counter_.load();
+    }
+  }
+
+  // a helper: spin briefly for the next job (the next product of the same token follows within microseconds),
+  // then yield, then sleep until woken (between tokens, or when decoding has stopped)
+  void loop(int id) {
+    uint64_t seen = counter_.load() >> 32;
+    for (;;) {
+      uint64_t job = counter_.load() >> 32;
+      for (int spins = 0; job == seen; ++spins) {
+        if (spins > 20000) {
+          std::unique_lock<std::mutex> lk(sleep_mutex_);
+          sleeping_.fetch_add(1);
+          wake_.wait(lk, [&] { return (counter_.load() >> 32) != seen; });
+          sleeping_.fetch_sub(1);
+        }
+        pause(spins);
+        job = counter_.load() >> 32;
+      }
+      seen = job;
+      if (id < active_.load()) work(job);
+    }
+  }
+};
+
 // R fp32 dot products at once: rows w, w + K, ..., w + (R-1) K (adjacent in memory: one contiguous stream of R K
 // floats) with the same x. Each 16-float load of x is reused for R rows and R independent FMA chains keep enough
 // loads in flight for the memory system to stream at full speed. Measured on a 49152x576 matrix, one thread
@@ -117,9 +215,11 @@ static inline void dot_rows(const float* w, const float* x, int64_t K, float* ou
 static void gemv_f32(const float* w, const float* x, float* y, int64_t N, int64_t K) {
   constexpr int64_t R = 8;
   const int64_t blocks = N / R;
-  const int64_t grain = std::max<int64_t>(1, 8192 / K);  // >= 64K floats (256 KB) per thread
-  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) dot_rows<R>(w + b * R * K, x, K, y + b * R);
+  const int64_t per_chunk = std::max<int64_t>(1, 4096 / K);  // chunks of >= 32K floats (128 KB)
+  const int64_t chunks = (blocks + per_chunk - 1) / per_chunk;
+  ChunkPool::get().run(chunks, [&](int64_t c) {
+    for (int64_t b = c * per_chunk; b < std::min(blocks, (c + 1) * per_chunk); ++b)
+      dot_rows<R>(w + b * R * K, x, K, y + b * R);
   });
   for (int64_t n = blocks * R; n < N; ++n) dot_rows<1>(w + n * K, x, K, y + n);
 }
