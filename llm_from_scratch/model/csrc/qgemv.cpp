@@ -4,7 +4,8 @@
 // read the weights from memory. Stored as int8 (1 byte) or 4 bits (half a byte) instead of fp32 (4 bytes), the
 // same matrix is read 4x or 8x faster, provided the arithmetic keeps up: each weight is widened to fp32 in
 // registers and multiplied there, and the scale is applied once per output row (int8) or per group (4-bit).
-// Rows are split across threads with at::parallel_for (OpenMP underneath, honouring torch.set_num_threads).
+// The layers' own kernels split rows across threads with at::parallel_for (OpenMP underneath, honouring
+// torch.set_num_threads); the fp32 GEMV and the one-call decode step share chunks of rows through ChunkPool below.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -254,15 +255,16 @@ static Mat as_mat(const std::vector<torch::Tensor>& t, size_t i) {
   return m;
 }
 
-// y = W x for one activation vector, whichever the storage; rows split across threads as in gemv_f32.
+// y = W x for one activation vector, whichever the storage; chunks of rows shared by the threads as in gemv_f32.
 static void gemv(const Mat& m, const float* x, float* y) {
   const int64_t N = m.N, K = m.K;
   if (m.a.dtype() == torch::kFloat32) return gemv_f32(m.a.data_ptr<float>(), x, y, N, K);
   if (m.a.dtype() == torch::kInt8) {
     const int8_t* q = m.a.data_ptr<int8_t>();
     const float* s = m.b.data_ptr<float>();
-    at::parallel_for(0, N, std::max<int64_t>(1, 65536 / K), [&](int64_t begin, int64_t end) {
-      for (int64_t n = begin; n < end; ++n) y[n] = dot_i8(q + n * K, x, K) * s[n];
+    const int64_t rows = std::max<int64_t>(1, 32768 / K);  // chunks of >= 32 KB
+    ChunkPool::get().run((N + rows - 1) / rows, [&](int64_t c) {
+      for (int64_t n = c * rows; n < std::min(N, (c + 1) * rows); ++n) y[n] = dot_i8(q + n * K, x, K) * s[n];
     });
     return;
   }
@@ -274,8 +276,9 @@ static void gemv(const Mat& m, const float* x, float* y) {
   const uint8_t* p = m.a.data_ptr<uint8_t>();
   const float* d = m.b.data_ptr<float>();
   const float* mn = m.c.data_ptr<float>();
-  at::parallel_for(0, N, std::max<int64_t>(1, 131072 / K), [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
+  const int64_t rows = std::max<int64_t>(1, 65536 / K);  // chunks of >= 32 KB of 4-bit weights
+  ChunkPool::get().run((N + rows - 1) / rows, [&](int64_t c) {
+    for (int64_t n = c * rows; n < std::min(N, (c + 1) * rows); ++n) {
       float acc = dot_q4(p + n * (K / 2), x, d + n * G, G);
       for (int64_t g = 0; g < G; ++g) acc += mn[n * G + g] * xs[g];
       y[n] = acc;
