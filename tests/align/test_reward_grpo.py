@@ -119,3 +119,12 @@ def test_grpo_config_options_are_checked():
     with pytest.raises(ValueError, match="loss_norm"):
         GRPOConfig(loss_norm="tokens").validate()
     assert GRPOConfig(advantage="mean", loss_norm="constant").validate().advantage == "mean"
+
+
+def test_an_empty_or_partial_group_is_one_clear_error():
+    from llm_from_scratch.align.grpo import group_advantages
+
+    with pytest.raises(ValueError, match="empty or partial group"):
+        group_advantages(torch.zeros(0), 4)
+    with pytest.raises(ValueError, match="empty or partial group"):
+        group_advantages(torch.zeros(6), 4)
