@@ -116,11 +116,12 @@ class ChunkPool {
       threads_.back().detach();
     }
     active_.store(helpers);  // helpers beyond torch's current thread count sit this job out
-    fn_ = &fn;
-    n_ = n;
-    done_.store(0);
     const uint64_t job = (counter_.load() >> 32) + 1;
-    counter_.store(job << 32);  // publishes fn_, n_ (sequentially consistent)
+    counter_.store((job << 32) | kClosed);  // a new job with no chunk claimable yet: a helper late for the last
+    fn_.store(&fn);                         // job can no longer claim, and none can claim this one before fn_, n_
+    n_.store(n);                            // and done_ are set
+    done_.store(0);
+    counter_.store(job << 32);  // open: chunk 0 is next
     if (sleeping_.load()) {
       std::lock_guard<std::mutex> lk(sleep_mutex_);
       wake_.notify_all();
@@ -136,8 +137,9 @@ class ChunkPool {
   std::atomic<uint64_t> counter_{0};
   std::atomic<int64_t> done_{0};
   std::atomic<int> sleeping_{0}, active_{0};
-  const std::function<void(int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
+  std::atomic<const std::function<void(int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> n_{0};
+  static constexpr uint64_t kClosed = 0xffffffffu;
 
   static void pause(int spins) {
     if (spins < 4000) {
@@ -152,9 +154,14 @@ class ChunkPool {
   // claim chunks of job `job` until none is left
   void work(uint64_t job) {
     uint64_t v = counter_.load();
-    while ((v >> 32) == job && static_cast<int64_t>(v & 0xffffffffu) < n_) {
+    for (int spins = 0; (v >> 32) == job && (v & kClosed) == kClosed; ++spins) {  // being opened: wait a moment
+      pause(spins);
+      v = counter_.load();
+    }
+    // a successful exchange from (job, i) proves job `job` was open, hence fn_ and n_ are this job's
+    while ((v >> 32) == job && static_cast<int64_t>(v & kClosed) < n_.load()) {
       if (!counter_.compare_exchange_weak(v, v + 1)) continue;
-      (*fn_)(static_cast<int64_t>(v & 0xffffffffu));
+      (*fn_.load())(static_cast<int64_t>(v & kClosed));
       done_.fetch_add(1);
       v = counter_.load();
     }
