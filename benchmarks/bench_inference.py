@@ -3,8 +3,9 @@
 Same prompt, greedy, batch 1, the same thread count; contenders alternate in rounds and the median round counts.
 Measures: logit parity, tokenizer agreement on real text, decode tokens/s of HF `generate`, of our fp32 model
 (module by module through PyTorch, and our fused one-call decode step with its GEMV kernel), int8 and 4-bit
-weights through the kernel; the machine's read bandwidth in the same run, and each variant's effective bandwidth (weight bytes per token x tokens/s) as a fraction
-of it; bits per byte on real held-out text. The last line printed is one JSON object.
+weights (through the same decode step); the machine's read bandwidth in the same run, and each variant's
+effective bandwidth (bytes read per token x tokens/s) as a fraction of it; bits per byte on real held-out text.
+The last line printed is one JSON object.
 
     python benchmarks/bench_inference.py [--new-tokens 128] [--rounds 3] [--threads 2]
 """
