@@ -1,6 +1,6 @@
 """Alignment that changes what the model can do: held-out accuracy on a skill a program verifies.
 
-The skill (`llm_from_scratch.align.skill`): integer arithmetic asked as a question ("What is 47 + 85?"), the
+The skill (`llm_from_scratch.align.skill`): integer arithmetic asked as a question ("What is 347 + 8?"), the
 reply's first integer checked exactly. Every model answers the same held-out problems greedily (problems no SFT,
 preference or RL step could draw: the split is a hash of the problem). The baseline is the SFT model; RL is GRPO
 with the verifier's reward (KL to SFT kept), DPO learns from verified pairs of the SFT model's own samples. Also

@@ -23,7 +23,6 @@ GRPO_VARIANTS = {
     "GRPO (std, per-reply mean)": {"advantage": "std", "loss_norm": "seq"},
     "Dr. GRPO (no std, constant norm)": {"advantage": "mean", "loss_norm": "constant"},
     "+ format reward 0.2": {"format_bonus": 0.2},
-    "no KL penalty": {"kl_coef": 0.0},
     "learned reward model": {"reward": "model"},
 }
 DPO_SWEEPS = {"nll_weight": (0.0, 1.0), "beta": (0.03, 0.1, 0.3)}
@@ -51,6 +50,8 @@ def record_ablations(art, command: str) -> dict:
     """Build every ablation row of chapters 14 and 15 for `art` and return them with what keys them."""
     from llm_from_scratch.experiments.skill_eval import dpo_skill_sweep, grpo_ablation, skill_evaluation
 
+    for overrides in reversed(GRPO_VARIANTS.values()):  # the preset's own run last: `run` may be building it now
+        art.replace(rlhf=overrides).ensure("rlhf")
     return {
         "command": command,
         "preset": art.config.run.preset,
