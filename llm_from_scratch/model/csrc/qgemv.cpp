@@ -218,8 +218,7 @@ static inline void dot_rows(const float* w, const float* x, int64_t K, float* ou
   }
 }
 
-// y[n] = sum_k w[n, k] x[k]: blocks of eight rows split across threads (each thread streams one contiguous part
-// of the matrix). A matrix under ~0.5 MB stays on one thread, where waking the other costs more than it saves.
+// y[n] = sum_k w[n, k] x[k]: blocks of eight rows, in chunks of >= 128 KB that the threads claim (ChunkPool).
 static void gemv_f32(const float* w, const float* x, float* y, int64_t N, int64_t K) {
   constexpr int64_t R = 8;
   const int64_t blocks = N / R;
