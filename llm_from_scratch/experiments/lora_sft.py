@@ -15,6 +15,18 @@ from collections.abc import Sequence
 import torch
 
 
+def make_optimizer(model, config) -> torch.optim.Optimizer:
+    """The optimiser `train_sft` builds for `config` (`SFTConfig`) over the trainable parameters of `model`."""
+    from llm_from_scratch.train.optim import AdamW, param_groups
+
+    if config.optimizer == "muon":
+        from llm_from_scratch.train.muon import Muon, muon_param_groups
+
+        groups = muon_param_groups(model, config.weight_decay, config.muon_lr / config.lr)
+        return Muon(groups, lr=config.lr, betas=(0.9, 0.95))
+    return AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=(0.9, 0.95))
+
+
 def state_bytes(opt: torch.optim.Optimizer) -> int:
     """Bytes of every tensor an optimiser keeps between steps (AdamW: the two moments of each trained tensor)."""
     return sum(v.numel() * v.element_size() for s in opt.state.values() for v in s.values() if torch.is_tensor(v))
@@ -40,20 +52,21 @@ def step_cost(
     alpha: float,
     batch_size: int,
     steps: int,
-    lr: float = 1e-4,
-    weight_decay: float = 0.0,
+    full_config=None,
+    lora_config=None,
 ) -> list[dict]:
     """Full fine-tuning and LoRA (`rank`, `alpha`) of copies of `model`, one SFT step each in turn on the same
     batches of `pairs`, `steps` rounds (the first, which allocates the optimiser's state, is not timed unless it
-    is the only one). Rows: `method`, `trainable`, `grad_bytes`, `optimizer_bytes`, `step_s` (median)."""
+    is the only one), each with the optimiser its `SFTConfig` names (AdamW by default). Rows: `method`,
+    `optimizer`, `trainable`, `grad_bytes`, `optimizer_bytes`, `step_s` (median)."""
     from llm_from_scratch.align.lora import LoRAConfig, apply_lora, trainable_parameters
-    from llm_from_scratch.align.sft import batch_labels
-    from llm_from_scratch.train.optim import AdamW, param_groups
+    from llm_from_scratch.align.sft import SFTConfig, batch_labels
 
     device = model.tok_emb.weight.device
     full, lora = copy.deepcopy(model).train(), apply_lora(copy.deepcopy(model), LoRAConfig(rank, alpha)).train()
     contenders = {"full fine-tuning": full, f"LoRA r={rank}": lora}
-    opts = {k: AdamW(param_groups(m, weight_decay), lr=lr, betas=(0.9, 0.95)) for k, m in contenders.items()}
+    configs = dict(zip(contenders, (full_config or SFTConfig(lr=1e-4), lora_config or SFTConfig(lr=1e-4)), strict=True))
+    opts = {k: make_optimizer(m, configs[k]) for k, m in contenders.items()}
     times: dict[str, list[float]] = {k: [] for k in contenders}
     for s in range(steps):
         chunk = [pairs[(s * batch_size + i) % len(pairs)] for i in range(batch_size)]
@@ -69,6 +82,7 @@ def step_cost(
         rows.append(
             {
                 "method": k,
+                "optimizer": configs[k].optimizer,
                 "trainable": trainable_parameters(m),
                 "grad_bytes": sum(p.numel() * p.element_size() for p in trained),
                 "optimizer_bytes": state_bytes(opts[k]),
@@ -84,9 +98,10 @@ def book_comparison(art, rank: int, alpha: float, lr: float, timing_steps: int =
     from llm_from_scratch.align.sft import mix_skill
     from llm_from_scratch.experiments.skill_eval import skill_evaluation
 
-    lora_art = art.replace(sft={"lora_rank": rank, "lora_alpha": alpha, "lr": lr})
+    # LoRA with AdamW, the optimiser of the LoRA paper and of every LoRA recipe since, whatever full SFT uses
+    lora_art = art.replace(sft={"lora_rank": rank, "lora_alpha": alpha, "lr": lr, "optimizer": "adamw"})
     torch_threads = torch.get_num_threads()
-    spec = {"full": art.key("sft"), "lora": lora_art.key("sft"), "timing_steps": timing_steps, "v": 1}
+    spec = {"full": art.key("sft"), "lora": lora_art.key("sft"), "timing_steps": timing_steps, "v": 2}
 
     def compute() -> dict:
         rows = []
@@ -96,6 +111,7 @@ def book_comparison(art, rank: int, alpha: float, lr: float, timing_steps: int =
                 {
                     "method": label,
                     "lr": a.config.sft.lr,
+                    "optimizer": a.config.sft.optimizer,
                     "accuracy": e["accuracy"],
                     "problems": e["problems"],
                     "chance": e["chance"],
@@ -112,6 +128,8 @@ def book_comparison(art, rank: int, alpha: float, lr: float, timing_steps: int =
             alpha=alpha,
             batch_size=art.config.sft.batch_size,
             steps=timing_steps,
+            full_config=art.config.sft,
+            lora_config=lora_art.config.sft,
         )
         for r, c in zip(rows, cost, strict=True):
             r.update({k: v for k, v in c.items() if k != "method"})
