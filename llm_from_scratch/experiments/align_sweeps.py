@@ -4,7 +4,7 @@ Each row is one more RL or DPO stage of the same resolver (the SFT model and the
 held-out problems. At the book's scale the rows together cost more than the alignment stages themselves, so they
 are not rebuilt on every execution of the chapters: this module's command builds them and writes
 `benchmarks/results/align_ablations.json` (the command, the SFT model's key, the rows), and the chapters read that
-file, saying so when it was recorded for another SFT model than the one they just evaluated.
+file when it was recorded for the SFT model they evaluate (and build the rows themselves when it was not).
 
     python -m llm_from_scratch.experiments.align_sweeps --preset book
 """
@@ -50,8 +50,8 @@ def record_ablations(art, command: str) -> dict:
     """Build every ablation row of chapters 14 and 15 for `art` and return them with what keys them."""
     from llm_from_scratch.experiments.skill_eval import dpo_skill_sweep, grpo_ablation, skill_evaluation
 
-    for overrides in reversed(GRPO_VARIANTS.values()):  # the preset's own run last: `run` may be building it now
-        art.replace(rlhf=overrides).ensure("rlhf")
+    for overrides in list(GRPO_VARIANTS.values())[1:]:  # the preset's own run (the first) last: `run` may be
+        art.replace(rlhf=overrides).ensure("rlhf")  # building it now, and the others need only the SFT model
     return {
         "command": command,
         "preset": art.config.run.preset,
@@ -63,14 +63,13 @@ def record_ablations(art, command: str) -> dict:
 
 
 def load_ablations(art, path: Path = RESULTS) -> dict:
-    """The recorded rows and `"current"`: whether they were recorded for this resolver's SFT model."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: run `python -m llm_from_scratch.experiments.align_sweeps --preset "
-            f"{art.config.run.preset}` to record the ablations"
-        )
-    data = json.loads(path.read_text())
-    return {**data, "current": data.get("sft_key") == art.key("sft")}
+    """The recorded rows when `path` holds them for this resolver's SFT model; otherwise (no file, another preset
+    or SFT model) the rows are built here, as cached stages of the resolver: slow the first time, never stale."""
+    if path.exists():
+        data = json.loads(path.read_text())
+        if data.get("sft_key") == art.key("sft"):
+            return data
+    return record_ablations(art, f"built by this execution (no recorded rows for SFT model {art.key('sft')})")
 
 
 def main(argv: list[str] | None = None) -> None:
