@@ -16,55 +16,18 @@ import argparse
 import itertools
 import json
 import statistics
-import time
 
 import torch
-from transformers.generation.streamers import BaseStreamer
 
 from llm_from_scratch.data.sources import shakespeare_plays, wikipedia_sample
 from llm_from_scratch.experiments import real_model as R
-from llm_from_scratch.model.generate import generate, stream
 from llm_from_scratch.model.gguf import load_gguf, read_gguf, resolve_gguf
 
 PROMPT = "Explain in two sentences why the sky is blue."
 
 
-# Decode speed from the time between the first and the last generated token, both taken in the same run (a prefill
-# timed in a separate run and subtracted can exceed the decode's share on a busy machine and give nonsense).
-def decode(model, prompt: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """Our greedy tokens after `prompt` and their decode speed in tokens/s (prefill excluded)."""
-    idx = torch.tensor([prompt])
-    generate(model, idx, 1)  # warm-up: caches, kernels, the helper thread
-    ids, stamps = [], []
-    for tok in stream(model, idx, new_tokens):
-        ids.append(int(tok[0]))
-        stamps.append(time.perf_counter())
-    return ids, (new_tokens - 1) / (stamps[-1] - stamps[0])
-
-
-class _Stamps(BaseStreamer):
-    """Records when Hugging Face `generate` hands over the prompt and then each new token."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-
-    def put(self, value) -> None:
-        self.times.append(time.perf_counter())
-
-    def end(self) -> None:
-        pass
-
-
-def hf_decode(hf, prompt: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """The same for Hugging Face `generate` (greedy, KV cache, no stop token)."""
-    idx = torch.tensor([prompt])
-    kw = {"do_sample": False, "pad_token_id": 0, "eos_token_id": None}
-    with torch.inference_mode():
-        hf.generate(idx, max_new_tokens=1, min_new_tokens=1, **kw)
-        stamps = _Stamps()
-        out = hf.generate(idx, max_new_tokens=new_tokens, min_new_tokens=new_tokens, streamer=stamps, **kw)
-    t = stamps.times[1:]  # the first put is the prompt
-    return out[0, len(prompt) :].tolist(), (new_tokens - 1) / (t[-1] - t[0])
+# Decode speed: the time between the first and the last generated token of one run (`real_model.decode`).
+decode, hf_decode = R.decode, R.hf_decode
 
 
 def main() -> None:

@@ -99,8 +99,10 @@ def _run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if args.gguf:  # a real pretrained model (a Llama GGUF file, or 'smollm2'), run by the book's own code
         from llm_from_scratch.model.gguf import load_gguf
+        from llm_from_scratch.model.quant import prepare_decode
 
         model, gguf_tok, _ = load_gguf(args.gguf, device)
+        prepare_decode(model)  # the one-call fp32 decode step of chapter 17 (same tokens; skipped off the CPU)
         path, tok = Path(args.gguf), (gguf_tok.encode, gguf_tok.decode)
         if args.stop == [0]:  # the default: stop on the file's own end-of-text token
             args.stop = [gguf_tok.eot_id]

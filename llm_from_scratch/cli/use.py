@@ -23,8 +23,10 @@ def _chat(args: argparse.Namespace) -> int:
     check_sampling(args)
     if args.gguf:  # a real pretrained model, run by the book's own Transformer and tokenizer
         from llm_from_scratch.model.gguf import load_gguf
+        from llm_from_scratch.model.quant import prepare_decode
 
         model, tok, _ = load_gguf(args.gguf)
+        prepare_decode(model)  # the one-call fp32 decode step of chapter 17 (same tokens, faster)
         stage, where = "GGUF", args.gguf
     else:
         art = artifacts(args)

@@ -12,7 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from llm_from_scratch.model.generate import generate
+from llm_from_scratch.model.generate import generate, stream
 from llm_from_scratch.model.quant import quantize_model, weight_bytes
 
 
@@ -51,31 +51,40 @@ def quantized_copy(model, kind: str):
 
 
 def decode(model, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """Greedy tokens after `prompt_ids` and the decode speed in tokens/s (prefill excluded)."""
+    """Greedy tokens after `prompt_ids` and the decode speed in tokens/s (prefill excluded): the time from the
+    first to the last generated token of one run. (A prefill timed in a separate run and subtracted can exceed the
+    decode's share on a busy machine and give nonsense.)"""
     idx = torch.tensor([prompt_ids])
-    generate(model, idx, 1)  # prefill + first token: warms the caches and the kernels
-    start = time.perf_counter()
-    out = generate(model, idx, new_tokens)
-    total = time.perf_counter() - start
-    start = time.perf_counter()
-    generate(model, idx, 1)
-    prefill = time.perf_counter() - start
-    return out[0, len(prompt_ids) :].tolist(), (new_tokens - 1) / max(total - prefill, 1e-9)
+    generate(model, idx, 1)  # warm-up: caches, kernels, the helper thread
+    ids, stamps = [], []
+    for tok in stream(model, idx, new_tokens):
+        ids.append(int(tok[0]))
+        stamps.append(time.perf_counter())
+    return ids, (new_tokens - 1) / (stamps[-1] - stamps[0])
 
 
 def hf_decode(hf_model, prompt_ids: list[int], new_tokens: int) -> tuple[list[int], float]:
-    """The same for Hugging Face `generate` (greedy, KV cache, no stop token)."""
+    """The same for Hugging Face `generate` (greedy, KV cache, no stop token), timed by a streamer."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class Stamps(BaseStreamer):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def put(self, value) -> None:
+            self.times.append(time.perf_counter())
+
+        def end(self) -> None:
+            pass
+
     idx = torch.tensor([prompt_ids])
     kw = {"do_sample": False, "pad_token_id": 0, "eos_token_id": None}
     with torch.inference_mode():
         hf_model.generate(idx, max_new_tokens=1, min_new_tokens=1, **kw)
-        start = time.perf_counter()
-        out = hf_model.generate(idx, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kw)
-        total = time.perf_counter() - start
-        start = time.perf_counter()
-        hf_model.generate(idx, max_new_tokens=1, min_new_tokens=1, **kw)
-        prefill = time.perf_counter() - start
-    return out[0, len(prompt_ids) :].tolist(), (new_tokens - 1) / max(total - prefill, 1e-9)
+        stamps = Stamps()
+        out = hf_model.generate(idx, max_new_tokens=new_tokens, min_new_tokens=new_tokens, streamer=stamps, **kw)
+    t = stamps.times[1:]  # the first put is the prompt
+    return out[0, len(prompt_ids) :].tolist(), (new_tokens - 1) / (t[-1] - t[0])
 
 
 def read_bandwidth(gib: float = 1.0, trials: int = 5) -> float:
