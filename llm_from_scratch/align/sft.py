@@ -160,7 +160,8 @@ def _token_run(by_length: list[int], data, start: int, budget: int) -> list[int]
 
 
 def train_sft(model, train_data, val_data, config: SFTConfig, progress: bool = False) -> list[dict]:
-    """Fine-tune `model` in place with AdamW and warmup + cosine (the pretraining code); returns the log."""
+    """Fine-tune `model` in place (AdamW, or Muon for the hidden matrices; warmup + cosine, the pretraining code),
+    all of it or, with `lora_rank > 0`, only low-rank adapters merged at the end; returns the log."""
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.train.schedule import lr_at
     from llm_from_scratch.utils import seed_everything
