@@ -83,7 +83,7 @@ lint: setup
 # nbval strict: every stored output of every chapter must reproduce.
 nbval: setup
 	$(BIN)/python -m pytest --nbval --nbval-current-env -p no:cacheprovider -q \
-	  --nbval-cell-timeout=900 $(if $(NB),$(basename $(NB)).ipynb,$(CHAPTERS_NB))
+	  --nbval-cell-timeout=900 --durations=25 $(if $(NB),$(basename $(NB)).ipynb,$(CHAPTERS_NB))
 
 # Warnings are errors, so a broken chapter, reference or citation fails CI. Renders the nbval-verified outputs.
 book-check: setup

@@ -188,3 +188,25 @@ def test_full_fine_tuning_keeps_its_artifact_key():
     full = SFTConfig()
     assert full.to_dict() == {k: v for k, v in asdict(full).items() if not k.startswith("lora_")}
     assert SFTConfig(lora_rank=8).to_dict()["lora_rank"] == 8
+
+
+def test_recorded_book_comparison_is_used_only_for_the_models_it_was_recorded_for(tmp_path, monkeypatch):
+    import json
+
+    from llm_from_scratch.experiments import lora_sft
+    from llm_from_scratch.pipeline import Artifacts
+
+    art = Artifacts("tiny", tmp_path / "artifacts")
+    lora = {"rank": 8, "alpha": 16.0, "lr": 5e-3}
+    built = []
+    monkeypatch.setattr(lora_sft, "book_comparison", lambda a, *args: built.append(args) or {"rows": "built"})
+    path = tmp_path / "lora_book.json"
+    keys = {"full_key": art.key("sft"), "lora_key": lora_sft._lora_art(art, **lora).key("sft")}
+    path.write_text(json.dumps({**keys, "rows": "recorded"}))
+    assert lora_sft.load_book_comparison(art, **lora, path=path)["rows"] == "recorded"
+    assert not built
+    # another LoRA rank keys another LoRA stage: the record does not apply, the rows are built
+    assert lora_sft.load_book_comparison(art, **{**lora, "rank": 4}, path=path)["rows"] == "built"
+    path.write_text(json.dumps({**keys, "full_key": "0" * 12, "rows": "recorded"}))  # another SFT model
+    assert lora_sft.load_book_comparison(art, **lora, path=path)["rows"] == "built"
+    assert len(built) == 2
