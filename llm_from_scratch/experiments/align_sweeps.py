@@ -24,8 +24,13 @@ GRPO_VARIANTS = {
     "Dr. GRPO (no std, constant norm)": {"advantage": "mean", "loss_norm": "constant"},
     "+ format reward 0.2": {"format_bonus": 0.2},
     "learned reward model": {"reward": "model"},
+    # the batch and the length of the run: the preset's earlier setting (16 problems per step at lr 1e-4, 80 steps),
+    # twice as many steps of it, and the preset's batch and lr for 80 steps
+    "16 problems/step, lr 1e-4, 80 steps": {"prompts_per_step": 16, "lr": 1e-4, "steps": 80},
+    "16 problems/step, lr 1e-4, 160 steps": {"prompts_per_step": 16, "lr": 1e-4, "steps": 160},
+    "32 problems/step, lr 2e-4, 80 steps": {"steps": 80},
 }
-DPO_SWEEPS = {"nll_weight": (0.0, 1.0), "beta": (0.03, 0.1, 0.3)}
+DPO_SWEEPS = {"epochs": (1, 3), "nll_weight": (0.0, 1.0), "beta": (0.1, 0.3)}
 
 
 def dpo_sweep(art, field: str, values: tuple[float, ...]) -> list[dict]:
