@@ -161,6 +161,33 @@ def load_book_comparison(art, rank: int, alpha: float, lr: float, path: Path = B
     return book_comparison(art, rank, alpha, lr)
 
 
+def exact_reply_accuracy(model, tokenizer, items, max_new_tokens: int = 24, batch_size: int = 32) -> dict:
+    """Greedy replies to the skill's `items`: `exact` (the reply is the bare answer and ends its turn), `first`
+    (the skill's own check: the reply's first integer is the answer), `contains` (the answer appears anywhere:
+    the arithmetic known, whatever the format), and the replies themselves."""
+    from llm_from_scratch.align.chat import encode_prompt, end_id
+    from llm_from_scratch.align.evaluate import decode_reply
+    from llm_from_scratch.align.sampling import sample_replies
+    from llm_from_scratch.align.skill import verify_answer
+
+    end = end_id(tokenizer)
+    prompts = [encode_prompt(tokenizer, p.prompt()) for p in items]
+    s = sample_replies(model, prompts, end, n=1, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
+    texts = [decode_reply(tokenizer, t, end) for t in s.tokens]
+    answers = [items[i].answer for i in s.prompt_index]
+    exact = [e and t == str(a) for t, a, e in zip(texts, answers, s.ended, strict=True)]
+    first = [verify_answer(t, a) for t, a in zip(texts, answers, strict=True)]
+    contains = [str(a) in t for t, a in zip(texts, answers, strict=True)]
+    n = max(len(texts), 1)
+    return {
+        "problems": len(texts),
+        "exact": sum(exact) / n,
+        "first": sum(first) / n,
+        "contains": sum(contains) / n,
+        "replies": texts,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     from llm_from_scratch.pipeline import Artifacts
     from llm_from_scratch.utils import atomic_path
@@ -188,30 +215,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def exact_reply_accuracy(model, tokenizer, items, max_new_tokens: int = 24, batch_size: int = 32) -> dict:
-    """Greedy replies to the skill's `items`: `exact` (the reply is the bare answer and ends its turn), `first`
-    (the skill's own check: the reply's first integer is the answer), `contains` (the answer appears anywhere:
-    the arithmetic known, whatever the format), and the replies themselves."""
-    from llm_from_scratch.align.chat import encode_prompt, end_id
-    from llm_from_scratch.align.evaluate import decode_reply
-    from llm_from_scratch.align.sampling import sample_replies
-    from llm_from_scratch.align.skill import verify_answer
-
-    end = end_id(tokenizer)
-    prompts = [encode_prompt(tokenizer, p.prompt()) for p in items]
-    s = sample_replies(model, prompts, end, n=1, max_new_tokens=max_new_tokens, temperature=0.0, batch_size=batch_size)
-    texts = [decode_reply(tokenizer, t, end) for t in s.tokens]
-    answers = [items[i].answer for i in s.prompt_index]
-    exact = [e and t == str(a) for t, a, e in zip(texts, answers, s.ended, strict=True)]
-    first = [verify_answer(t, a) for t, a in zip(texts, answers, strict=True)]
-    contains = [str(a) in t for t, a in zip(texts, answers, strict=True)]
-    n = max(len(texts), 1)
-    return {
-        "problems": len(texts),
-        "exact": sum(exact) / n,
-        "first": sum(first) / n,
-        "contains": sum(contains) / n,
-        "replies": texts,
-    }
