@@ -172,11 +172,13 @@ def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPO
         idx, labels = pack_pairs(p_ids, s.tokens)
         idx, labels = idx.to(device), labels.to(device)
         with torch.no_grad():
-            old, mask = token_logprobs(policy(idx)[0], labels)
-            ref, _ = token_logprobs(reference(idx)[0], labels)
+            ref, mask = token_logprobs(reference(idx)[0], labels)
         policy.train()
+        old = None
         for _ in range(config.ppo_epochs):
             logp, _ = token_logprobs(policy(idx)[0], labels)
+            if old is None:  # the policy has not moved yet: its log-probs are those of the policy that sampled
+                old = logp.detach()  # (pi_old), with no separate forward pass
             loss, kl = grpo_loss(logp, old, ref, adv, mask.float(), config.clip, config.kl_coef, norm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
