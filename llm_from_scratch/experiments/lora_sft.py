@@ -150,10 +150,15 @@ def book_comparison(art, rank: int, alpha: float, lr: float, timing_steps: int =
     return art.cached("lora-vs-full-sft", spec, compute)
 
 
+def _record_keys(art, rank: int, alpha: float, lr: float) -> dict:
+    """The artifact keys of the two SFT models a recorded comparison belongs to."""
+    return {"full_key": art.key("sft"), "lora_key": _lora_art(art, rank, alpha, lr).key("sft")}
+
+
 def load_book_comparison(art, rank: int, alpha: float, lr: float, path: Path = BOOK_RESULTS) -> dict:
     """`book_comparison`'s result as recorded in `path` when it was recorded for this resolver's two SFT models
     (full and LoRA); otherwise built here (cached stages: slow the first time, never stale)."""
-    keys = {"full_key": art.key("sft"), "lora_key": _lora_art(art, rank, alpha, lr).key("sft")}
+    keys = _record_keys(art, rank, alpha, lr)
     if path.exists():
         data = json.loads(path.read_text())
         if all(data.get(k) == v for k, v in keys.items()):
@@ -204,8 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     words = sys.argv[1:] if argv is None else argv
     result = {
         "command": " ".join(["python -m llm_from_scratch.experiments.lora_sft", *words]),
-        "full_key": art.key("sft"),
-        "lora_key": _lora_art(art, args.rank, args.alpha, args.lr).key("sft"),
+        **_record_keys(art, args.rank, args.alpha, args.lr),
         **result,
     }
     with atomic_path(args.out) as tmp:
