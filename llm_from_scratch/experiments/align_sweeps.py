@@ -28,7 +28,7 @@ GRPO_VARIANTS = {
     # twice as many steps of it, and the preset's batch and lr for 80 steps
     "16 problems/step, lr 1e-4, 80 steps": {"prompts_per_step": 16, "lr": 1e-4, "steps": 80},
     "16 problems/step, lr 1e-4, 160 steps": {"prompts_per_step": 16, "lr": 1e-4, "steps": 160},
-    "32 problems/step, lr 2e-4, 80 steps": {"steps": 80},
+    "32 problems/step, lr 2e-4, 80 steps": {"prompts_per_step": 32, "lr": 2e-4, "steps": 80},
 }
 DPO_SWEEPS = {"epochs": (1, 3), "nll_weight": (0.0, 1.0), "beta": (0.1, 0.3)}
 
