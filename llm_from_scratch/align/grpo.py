@@ -130,7 +130,7 @@ def grpo_loss(
 
 def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPOConfig, progress=False) -> list[dict]:
     """Optimise `policy` in place; `reward_fn(prompt_ids, reply_ids) -> tensor` scores a batch of replies."""
-    from llm_from_scratch.align.sampling import pack_pairs, reply_token_logprobs, sample_replies
+    from llm_from_scratch.align.sampling import pack_pairs, sample_replies, token_logprobs
     from llm_from_scratch.train.optim import AdamW, param_groups
     from llm_from_scratch.utils import seed_everything
 
@@ -172,11 +172,11 @@ def train_grpo(policy, reference, reward_fn, prompts, stop_id: int, config: GRPO
         idx, labels = pack_pairs(p_ids, s.tokens)
         idx, labels = idx.to(device), labels.to(device)
         with torch.no_grad():
-            ref, mask = reply_token_logprobs(reference, idx, labels)
+            ref, mask = token_logprobs(reference(idx)[0], labels)
         policy.train()
         old = None
         for _ in range(config.ppo_epochs):
-            logp, _ = reply_token_logprobs(policy, idx, labels)
+            logp, _ = token_logprobs(policy(idx)[0], labels)
             if old is None:  # the policy has not moved yet: its log-probs are those of the policy that sampled
                 old = logp.detach()  # (pi_old), with no separate forward pass
             loss, kl = grpo_loss(logp, old, ref, adv, mask.float(), config.clip, config.kl_coef, norm)

@@ -142,20 +142,7 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     return logp.sum(-1)
 
 
-def reply_token_logprobs(model, idx: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`token_logprobs(model(idx)[0], labels)` with the head applied at the counted positions only (the book's
-    `Transformer` selects them; another model computes every position's logits). Keeps the graph if grads are on."""
-    from llm_from_scratch.model import Transformer
-
-    if not isinstance(model, Transformer):
-        return token_logprobs(model(idx)[0], labels)
-    mask = labels != -100
-    logits, _ = model(idx, select=mask)  # (counted positions, vocab)
-    picked = torch.gather(F.log_softmax(logits.float(), dim=-1), 1, labels[mask][:, None]).squeeze(1)
-    logp = torch.zeros(labels.shape, dtype=picked.dtype, device=picked.device).masked_scatter(mask, picked)
-    return logp, mask
-
-
 def reply_logprobs(model, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed reply log-probabilities of right-padded sequences under `model` (keeps the graph if grads are on)."""
-    return reply_token_logprobs(model, idx, labels)[0].sum(-1)
+    logits, _ = model(idx)
+    return sequence_logprobs(logits, labels)

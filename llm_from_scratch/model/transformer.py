@@ -11,7 +11,7 @@ from torch import nn
 from llm_from_scratch.model.attention import CausalSelfAttention, KVCache
 from llm_from_scratch.model.config import ModelConfig
 from llm_from_scratch.model.layers import RMSNorm, SwiGLU
-from llm_from_scratch.model.loss import IGNORE_INDEX, linear_cross_entropy
+from llm_from_scratch.model.loss import linear_cross_entropy
 from llm_from_scratch.model.rope import rope_cache
 
 
@@ -105,13 +105,8 @@ class Transformer(nn.Module):
         kv_cache: KVCache | None = None,
         last_only: bool = False,
         return_logits: bool = True,
-        select: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Logits for every position (only the last with `last_only`) and the loss if `targets` is given.
-
-        `select`, a boolean `(batch, time)` mask, returns the logits of the selected positions only, as an
-        `(n_selected, vocab)` matrix: alignment scores replies a few tokens long after prompts several times longer,
-        and the head is the model's largest matmul.
 
         With a `kv_cache` the tokens in `idx` continue the sequence stored in the cache (positions
         `kv_cache.pos ..`); the cache then advances by `idx.shape[1]`. `return_logits=False` (with
@@ -138,15 +133,7 @@ class Transformer(nn.Module):
             kv_cache.pos += T
         x = self.norm(x)
         if targets is not None and not return_logits:
-            x, targets = x.flatten(0, 1), targets.flatten()
-            counted = targets != IGNORE_INDEX
-            if counted.any() and not counted.all():  # prompts, padding (SFT): no head where nothing is scored
-                x, targets = x[counted], targets[counted]
-            return None, linear_cross_entropy(x, self.lm_head.weight, targets)
-        if select is not None:
-            if targets is not None or last_only:
-                raise ValueError("Transformer.forward: select= returns logits only; pass no targets and no last_only")
-            return self.lm_head(x[select]), None
+            return None, linear_cross_entropy(x.flatten(0, 1), self.lm_head.weight, targets.flatten())
         if last_only:
             x = x[:, -1:]
         logits = self.lm_head(x)

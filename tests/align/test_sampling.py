@@ -31,27 +31,3 @@ def test_sampling_is_seeded(tok, model):
     a = sample_replies(model, prompts, 4, n=3, max_new_tokens=8, seed=5)
     b = sample_replies(model, prompts, 4, n=3, max_new_tokens=8, seed=5)
     assert a.tokens == b.tokens and len(set(map(tuple, a.tokens))) > 1
-
-
-def test_reply_token_logprobs_equal_the_full_logits_path():
-    # the head applied at the scored positions only gives the same log-probabilities and gradients as every position
-    from llm_from_scratch.align.sampling import pack_pairs, reply_token_logprobs, token_logprobs
-    from llm_from_scratch.model import Transformer
-    from llm_from_scratch.pipeline import preset_config
-
-    torch.manual_seed(0)
-    model = Transformer(preset_config("tiny").model.replace(tie_embeddings=False))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))  # zero-initialised projections would hide a wrong position
-    idx, labels = pack_pairs([[1, 2, 3, 4, 5], [6, 7]], [[8, 9], [10, 11, 12]])
-    full, mask_full = token_logprobs(model(idx)[0], labels)
-    full.sum().backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    part, mask = reply_token_logprobs(model, idx, labels)
-    part.sum().backward()
-    assert torch.equal(mask, mask_full) and torch.allclose(part, full, atol=1e-6)
-    assert (part[~mask] == 0).all() and (part[mask] < 0).all()
-    for n, p in model.named_parameters():
-        assert torch.allclose(p.grad, grads[n], atol=1e-6), n

@@ -60,34 +60,3 @@ def test_no_grad_falls_back_to_plain_cross_entropy():
     t = torch.tensor([1, 2, -100, 3, 6])
     with torch.no_grad():
         assert torch.allclose(linear_cross_entropy(x, w, t), F.cross_entropy(x @ w.t(), t))
-
-
-def test_fused_path_skips_ignored_rows_with_the_same_loss_and_gradients():
-    # SFT masks the prompt with -100: the fused path drops those rows before the head, as if they were never there
-    torch.manual_seed(0)
-    model = Transformer(preset_config("tiny").model)
-    x = torch.randint(0, model.config.vocab_size, (3, 24))
-    y = x.roll(-1, 1).clone()
-    y[:, :10] = -100
-    _, plain = model(x, y)
-    plain.backward()
-    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    _, fused = model(x, y, return_logits=False)
-    fused.backward()
-    assert torch.allclose(fused, plain, atol=1e-6)
-    for n, p in model.named_parameters():
-        assert torch.allclose(p.grad, grads[n], atol=1e-5), n
-
-
-def test_select_returns_the_selected_rows_of_the_logits():
-    torch.manual_seed(0)
-    model = Transformer(preset_config("tiny").model)
-    x = torch.randint(0, model.config.vocab_size, (2, 12))
-    select = torch.zeros(2, 12, dtype=torch.bool)
-    select[0, 3], select[1, 7:] = True, True
-    logits, loss = model(x, select=select)
-    assert loss is None and logits.shape == (6, model.config.vocab_size)
-    assert torch.allclose(logits, model(x)[0][select], atol=1e-6)
-    with pytest.raises(ValueError, match="select="):
-        model(x, x, select=select)
