@@ -41,14 +41,14 @@ BASE = {
     },
 }
 ROWS: list[tuple[str, dict]] = [
-    ("8192 tokens, 400 steps (the earlier preset)", {"pretrain": {"max_steps": 400}}),
+    ("8192 tokens, 400 steps (the preset)", {"pretrain": {"max_steps": 400}}),
     ("8192 tokens, 600 steps", {"pretrain": {"max_steps": 600}}),
     (
-        "4096 tokens, 750 steps (the same training time)",
+        "4096 tokens, 750 steps (the time of 600 at 8192)",
         {"tokenizer": {"vocab_size": 4096}, "model": {"vocab_size": 4096}, "pretrain": {"max_steps": 750}},
     ),
     (
-        "8192 tokens, own head, AdamW 1e-2, 620 steps (the preset)",
+        "8192 tokens, own head, AdamW 1e-2, 620 steps",
         {"model": {"tie_embeddings": False}, "pretrain": {"peak_lr": 1e-2, "max_steps": 620}},
     ),
 ]
