@@ -51,6 +51,14 @@ ROWS: list[tuple[str, dict]] = [
         "8192 tokens, own head, AdamW 1e-2, 620 steps",
         {"model": {"tie_embeddings": False}, "pretrain": {"peak_lr": 1e-2, "max_steps": 620}},
     ),
+    (
+        "the same, 2 layers, 900 steps",
+        {"model": {"tie_embeddings": False, "n_layers": 2}, "pretrain": {"peak_lr": 1e-2, "max_steps": 900}},
+    ),
+    (
+        "the same, 2 layers, 1000 steps",
+        {"model": {"tie_embeddings": False, "n_layers": 2}, "pretrain": {"peak_lr": 1e-2, "max_steps": 1000}},
+    ),
 ]
 
 
