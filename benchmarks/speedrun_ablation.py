@@ -1,7 +1,8 @@
 """Write `benchmarks/results/speedrun.json`: every row of the speedrun ablation (nanoGPT's reference, then the
-book's recipe one improvement at a time), raced in one process on one thread, time to val loss 1.88 and the final
-loss at each row's step budget. With `--repeats N` the race runs N times and each row keeps its fastest time (the
-losses are identical: same seeds); the chapter `18_speedrun` reads the file.
+book's recipe one improvement at a time), raced in one process on one thread: time to val loss 1.88 and to the
+reference's own final loss, and the final loss at each row's step budget. With `--repeats N` the race runs N times
+and each row keeps its repeat fastest to the reference's final loss (the losses are identical: same seeds); the
+chapter `18_speedrun` reads the file.
 
     .venv/bin/python benchmarks/speedrun_ablation.py --repeats 3
 """
@@ -22,7 +23,14 @@ from pathlib import Path
 
 import torch
 
-from llm_from_scratch.experiments.speedrun import ABLATION, TARGET_VAL_LOSS, add_ratios, race, speedrun_data
+from llm_from_scratch.experiments.speedrun import (
+    ABLATION,
+    TARGET_VAL_LOSS,
+    add_ratios,
+    race,
+    seconds_to,
+    speedrun_data,
+)
 from llm_from_scratch.utils import atomic_path
 
 OUT = Path(__file__).parent / "results" / "speedrun.json"
@@ -51,14 +59,17 @@ def main() -> None:
     t0, load0 = time.perf_counter(), os.getloadavg()
     runs = [race(ABLATION, data, TARGET_VAL_LOSS, eval_every=args.eval_every) for _ in range(args.repeats)]
     rows = []
+    finish = runs[0][0]["final_val_loss"]  # the reference's final loss: the same in every repeat (same seeds)
     for i, recipe in enumerate(ABLATION):
         same = [run[i] for run in runs]
-        best = min(same, key=lambda r: r["seconds_to_target"] or float("inf"))
+        # fastest repeat to the finish line every row is ranked by (some rows stop above 1.88)
+        best = min(same, key=lambda r: seconds_to(r, finish) or float("inf"))
         times = [r["seconds_to_target"] for r in same]
         rows.append(
             {
                 **best,
                 "seconds_to_target_all": times,
+                "seconds_to_reference_final_all": [seconds_to(r, finish) for r in same],
                 "train": recipe.train.to_dict(),
                 "arch": recipe.arch,
                 "model_options": recipe.model_options,
