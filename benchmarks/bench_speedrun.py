@@ -1,12 +1,15 @@
 """CPU speedrun: wall time to nanoGPT's validation loss of 1.88 on tiny-shakespeare (character level), nanoGPT's
-recipe on a GPT-2-style model against the book's trainer with its best recipe, raced in the same process.
+recipe on a GPT-2-style model against the book's trainer with its two best recipes, raced in the same process:
+`BEST`, the fastest to the reference's own final loss, and `BEST_TO_TARGET`, the fastest to 1.88 itself.
 
 Both train on one thread, alternating a tenth of their budgets at a time (exact stop/resume), so background load
 hits both alike; the time counts training steps only (evaluations excluded, for both). The reference is nanoGPT's
 CPU run: 4 layers, 4 heads, 128 dims, context 64, batch 12, lr 1e-3, dropout 0, 2000 iterations; the last 10 % of
-the text is the validation split.
+the text is the validation split. On the book's fixed validation windows the reference ends above 1.88, so
+`time_ratio` (both at 1.88) is null; `time_ratio_at_reference_final` races to the loss the reference does reach, and
+`time_ratio_at_target_upper_bound` divides our seconds to 1.88 by the reference's whole run (it needs longer).
 
-    .venv/bin/python benchmarks/bench_speedrun.py                       # about 10 minutes on one quiet core
+    .venv/bin/python benchmarks/bench_speedrun.py                       # about 4 minutes on one quiet core
     .venv/bin/python benchmarks/bench_speedrun.py --data ../shared/data/tinyshakespeare.txt
 
 The last line printed is one JSON object.
@@ -23,7 +26,15 @@ import json
 import time
 from pathlib import Path
 
-from llm_from_scratch.experiments.speedrun import BEST, REFERENCE, TARGET_VAL_LOSS, add_ratios, race, speedrun_data
+from llm_from_scratch.experiments.speedrun import (
+    BEST,
+    BEST_TO_TARGET,
+    REFERENCE,
+    TARGET_VAL_LOSS,
+    add_ratios,
+    race,
+    speedrun_data,
+)
 
 
 def main() -> None:
@@ -37,15 +48,25 @@ def main() -> None:
     data = speedrun_data(args.data)
     print(f"tiny-shakespeare: {len(data.train):,} train / {len(data.val):,} val characters, vocab {data.vocab_size}")
     t0 = time.perf_counter()
-    ref, ours = race(
-        [REFERENCE, BEST], data, args.target, eval_every=args.eval_every, rounds=args.rounds, threads=args.threads
+    ref, ours, to_target = race(
+        [REFERENCE, BEST, BEST_TO_TARGET],
+        data,
+        args.target,
+        eval_every=args.eval_every,
+        rounds=args.rounds,
+        threads=args.threads,
     )
-    for r in (ref, ours):
+    for r in (ref, ours, to_target):
         print(
             f"{r['name']:>60}: {r['steps']} steps, val {r['final_val_loss']:.4f}, "
             f"{r['seconds_to_target']} s to {args.target} (step {r['steps_to_target']}), {r['seconds_total']} s total"
         )
-    finish = add_ratios([ref, ours])  # the reference may end above 1.88 on these windows: also the time to its loss
+    finish = add_ratios([ref, ours, to_target])  # the reference may end above 1.88: also the time to its own loss
+    # If the reference never reaches the target, its time to it exceeds its whole run: a row's seconds to the target
+    # over the reference's total seconds is then an upper bound on the time ratio at the target.
+    ref_to_target = ref["seconds_to_target"] or ref["seconds_total"]
+    s = to_target["seconds_to_target"]
+    bound = round(s / ref_to_target, 4) if s else None
     print(
         json.dumps(
             {
@@ -61,6 +82,11 @@ def main() -> None:
                 "reference_steps_to_target": ref["steps_to_target"],
                 "ours_steps_to_target": ours["steps_to_target"],
                 "ours_recipe": ours["name"],
+                "to_target_recipe": to_target["name"],
+                "to_target_seconds": s,
+                "to_target_final_val_loss": to_target["final_val_loss"],
+                "time_ratio_at_target_upper_bound": bound,
+                "reference_seconds_total": ref["seconds_total"],
                 "threads": args.threads,
                 "eval_every": args.eval_every,
                 "wall_s": round(time.perf_counter() - t0, 1),
