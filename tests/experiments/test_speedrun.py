@@ -4,6 +4,7 @@ to put it, and alternating runs (stop, checkpoint, resume) give the losses of un
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -75,3 +76,33 @@ def test_ratios_fall_back_to_the_references_own_final_loss():
     assert finish == {"reference_final_val_loss": 1.93, "reference_seconds_to_final": 100.0}
     assert ours["time_ratio"] is None  # the reference never reached the target
     assert ours["seconds_to_reference_final"] == 30.0 and ours["time_ratio_at_reference_final"] == 0.3
+
+
+def _changes(before: Recipe, after: Recipe) -> list[str]:
+    """The fields (shape, model options, training config) in which `after` differs from `before`."""
+    shape = [f for f in ("arch", "d_model", "n_layers", "n_heads") if getattr(before, f) != getattr(after, f)]
+    options = [
+        k
+        for k in {**before.model_options, **after.model_options}
+        if before.model_options.get(k) != after.model_options.get(k)
+    ]
+    b, a = before.train.to_dict(), after.train.to_dict()
+    return shape + options + [k for k in a if a[k] != b.get(k)]
+
+
+def test_ablation_rows_build_on_each_other_and_change_what_they_name():
+    rows = speedrun.ABLATION
+    assert rows[0] is speedrun.REFERENCE and rows[-1] is speedrun.BEST
+    assert speedrun.BEST_TO_TARGET in rows
+    assert _changes(rows[0], rows[1]) == ["arch"]  # the Llama row: nanoGPT's recipe unchanged
+    # a row may set a few fields that belong together (a tuned rate with its schedule); it never silently
+    # carries a change the row's name does not announce, e.g. the 2-block row keeps every training setting
+    for before, after in itertools.pairwise(rows[1:]):
+        changed = _changes(before, after)
+        assert changed, f"{after.name!r} changes nothing"
+        if after.name.startswith("+ 2 blocks"):
+            assert changed == ["n_layers"]
+        if after.name.startswith("+ Muon momentum"):
+            assert changed == ["muon_momentum"]
+        if after.name.startswith("+ untied"):
+            assert changed == ["tie_embeddings"]
