@@ -242,7 +242,7 @@ QK_NORM = _recipe("+ QK-norm", BATCH, {"qk_norm": True})
 ZERO_INIT = _recipe("+ zero-init output projections", QK_NORM, {"zero_init_proj": True})
 SHORT = _recipe("+ budget cut to 200 steps", ZERO_INIT, max_steps=200)
 UNTIED = _recipe("+ untied output head", SHORT, {"tie_embeddings": False})
-# Fewer, cheaper blocks: at this budget the smaller model is the compute-optimal one (0.55x the time per step).
+# Fewer, cheaper blocks: at this budget the smaller model is the compute-optimal one (about half the time per step).
 SHALLOW = dataclasses.replace(UNTIED, name="+ 2 blocks instead of 4", n_layers=2)
 # A momentum of 0.95 averages over ~20 steps, a sixth of a 120-step run; 0.8 (~5 steps) follows the schedule.
 MOMENTUM = _recipe("+ Muon momentum 0.8", SHALLOW, muon_momentum=0.8)
