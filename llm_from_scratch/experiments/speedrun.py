@@ -277,13 +277,17 @@ def seconds_to(summary_row: dict, loss: float) -> float | None:
 
 def add_ratios(rows: list[dict]) -> dict:
     """Time ratios against `rows[0]` (the reference), in place: at the target (`time_ratio`, `None` if either
-    misses it) and at the reference's final loss (`time_ratio_at_reference_final`). Returns the finish lines."""
+    misses it), an upper bound on it (`time_ratio_at_target_upper_bound`: a reference that never reaches the
+    target would need longer than its whole run) and at the reference's final loss
+    (`time_ratio_at_reference_final`). Returns the finish lines."""
     ref = rows[0]
     finish = ref["final_val_loss"]
     ref_at_finish = seconds_to(ref, finish)
+    ref_to_target_at_least = ref["seconds_to_target"] or ref["seconds_total"]
     for row in rows:
         s = row["seconds_to_target"]
         row["time_ratio"] = round(s / ref["seconds_to_target"], 4) if s and ref["seconds_to_target"] else None
+        row["time_ratio_at_target_upper_bound"] = round(s / ref_to_target_at_least, 4) if s else None
         row["seconds_to_reference_final"] = seconds_to(row, finish)
         t = row["seconds_to_reference_final"]
         row["time_ratio_at_reference_final"] = round(t / ref_at_finish, 4) if t and ref_at_finish else None

@@ -65,6 +65,7 @@ def test_ratios_fall_back_to_the_references_own_final_loss():
     ref = {
         "final_val_loss": 1.93,
         "seconds_to_target": None,
+        "seconds_total": 110.0,
         "curve": [(0, 4.2, 0.0), (10, 2.0, 50.0), (20, 1.93, 100.0)],
     }
     ours = {
@@ -76,6 +77,8 @@ def test_ratios_fall_back_to_the_references_own_final_loss():
     assert finish == {"reference_final_val_loss": 1.93, "reference_seconds_to_final": 100.0}
     assert ours["time_ratio"] is None  # the reference never reached the target
     assert ours["seconds_to_reference_final"] == 30.0 and ours["time_ratio_at_reference_final"] == 0.3
+    # the reference would need more than its whole run (110 s) to reach the target: 30 / 110 bounds the ratio there
+    assert ours["time_ratio_at_target_upper_bound"] == round(30.0 / 110.0, 4)
 
 
 def _changes(before: Recipe, after: Recipe) -> list[str]:
