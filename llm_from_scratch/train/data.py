@@ -42,9 +42,12 @@ def train_batch(
     device: str,
     rank: int = 0,
     world_size: int = 1,
+    order: str = "random",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Micro-batch `micro` of optimiser step `step`: from the shard loader when there are shards (its
-    windows are a function of (seed, index), like ours), else from the in-memory stream.
+    windows are a function of (seed, index), like ours), else from the in-memory stream. `order` is `"random"`
+    (fresh windows every step) or `"epochs"` (a permutation of non-overlapping windows per epoch: every token once
+    before any twice); see `tokenizer.loader`.
 
     Data parallelism: the global micro-batch has `batch_size * world_size` windows, drawn as one process with
     that batch size would draw them, and rank `rank` takes the `rank`-th block of `batch_size`; so N ranks
@@ -55,7 +58,15 @@ def train_batch(
         from llm_from_scratch.tokenizer.loader import get_batch as shard_batch
 
         index = step * grad_accum + micro
-        return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device)
+        return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device, order)
+    if order == "epochs":  # the stream as one shard; index as above
+        from llm_from_scratch.tokenizer.loader import epoch_window_starts
+
+        n = batch_size * world_size
+        _, starts = epoch_window_starts([len(data.train)], n, block_size, seed, step * grad_accum + micro)
+        xy = torch.from_numpy(np.stack([data.train[s : s + block_size + 1] for s in starts]).astype(np.int64))
+        mine = slice(rank * batch_size, (rank + 1) * batch_size)
+        return xy[mine, :-1].to(device), xy[mine, 1:].to(device)
     if world_size == 1:
         return stream_batch(data.train, batch_size, block_size, seed, step, micro, device)
     x, y = stream_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")

@@ -60,6 +60,9 @@ class TrainConfig:
     muon_weight_decay: float = 0.0
     schedule: str = "cosine"  # "cosine", or "wsd": warmup, stable at the peak, linear decay over decay_frac
     decay_frac: float = 0.2
+    # "random": each step's windows drawn afresh (some text repeats, some is never seen); "epochs": every token once
+    # per epoch (tokenizer/loader.py), what a run of more than a fraction of an epoch wants
+    sampling: str = "random"
 
     def to_dict(self) -> dict:
         # The recipe fields are left out at their defaults: the keys of cached runs and the train_config recorded
@@ -105,12 +108,13 @@ class TrainConfig:
                 "muon_momentum": Range(ge=0, lt=1),
                 "muon_weight_decay": Range(ge=0),
                 "schedule": Range(choices=("cosine", "wsd")),
+                "sampling": Range(choices=("random", "epochs")),
                 "decay_frac": Range(ge=0, le=1),
             },
         )
 
 
-_RECIPE_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", "schedule", "decay_frac")
+_RECIPE_FIELDS = ("optimizer", "muon_lr", "muon_momentum", "muon_weight_decay", "schedule", "decay_frac", "sampling")
 OPTIMIZERS = ("adamw", "muon")
 
 
@@ -303,7 +307,16 @@ def train(
         loss_sum = 0.0
         for micro in range(config.grad_accum):
             x, y = train_batch(
-                data, config.batch_size, block, config.seed, step, micro, config.grad_accum, device, *par.data_shard
+                data,
+                config.batch_size,
+                block,
+                config.seed,
+                step,
+                micro,
+                config.grad_accum,
+                device,
+                *par.data_shard,
+                order=config.sampling,
             )
             with par.no_sync(model, last=micro == config.grad_accum - 1):
                 with _autocast(device, amp):

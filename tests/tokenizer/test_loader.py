@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm_from_scratch.tokenizer.loader import get_batch, window_starts
+from llm_from_scratch.tokenizer.loader import epoch_window_starts, get_batch, window_starts
 from llm_from_scratch.tokenizer.shards import write_shards
 
 
@@ -70,3 +70,53 @@ def test_cuda_batches_match_cpu(shards):
     cpu = get_batch(shards, "train", 4, 16, seed=2, step=9)
     gpu = get_batch(shards, "train", 4, 16, seed=2, step=9, device="cuda")
     assert gpu[0].is_cuda and torch.equal(gpu[0].cpu(), cpu[0]) and torch.equal(gpu[1].cpu(), cpu[1])
+
+
+def _covered(lengths, starts, context_length):
+    """Per shard, how many times each token position falls inside a drawn window's inputs."""
+    seen = [np.zeros(n, dtype=np.int64) for n in lengths]
+    for shard, offset in starts:
+        seen[shard][offset : offset + context_length] += 1
+    return np.concatenate(seen)
+
+
+def test_an_epoch_covers_every_token_once_where_random_windows_miss_a_quarter():
+    lengths, ctx, batch = [5_000, 3_001, 7_777], 16, 8
+    per_epoch = sum(n // ctx - 1 for n in lengths)
+    steps = int(1.4 * per_epoch / batch)  # 1.4 epochs' worth of windows, the book run's ratio
+    draws = {}
+    for order, sample in (("random", window_starts), ("epochs", epoch_window_starts)):
+        pairs = []
+        for step in range(steps):
+            shard, offset = sample(lengths, batch, ctx, seed=0, step=step)
+            assert (offset + ctx + 1 <= np.array(lengths)[shard]).all()  # windows stay inside their shard
+            pairs += list(zip(shard.tolist(), offset.tolist(), strict=True))
+        draws[order] = pairs
+    first_epoch = draws["epochs"][: per_epoch // batch * batch]
+    assert len(set(first_epoch)) == len(first_epoch)  # no window twice within an epoch
+    once = _covered(lengths, first_epoch, ctx)
+    assert once.max() == 1 and once.mean() > 0.95  # non-overlapping, and all but the shards' ends
+    unseen = {order: (_covered(lengths, pairs, ctx) == 0).mean() for order, pairs in draws.items()}
+    assert unseen["epochs"] < 0.01 and 0.18 < unseen["random"] < 0.32  # exp(-1.4) = 0.25
+
+
+def test_epoch_order_is_a_function_of_seed_and_step_and_splits_across_ranks(shards):
+    a = get_batch(shards, "train", 4, 16, seed=7, step=100, order="epochs")
+    b = get_batch(shards, "train", 4, 16, seed=7, step=100, order="epochs")
+    c = get_batch(shards, "train", 4, 16, seed=8, step=100, order="epochs")
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[0], c[0]) and torch.equal(a[0][:, 1:], a[1][:, :-1])
+    per_rank = [get_batch(shards, "train", 8, 16, 3, 5, rank=r, world_size=4, order="epochs")[0] for r in range(4)]
+    assert torch.equal(torch.cat(per_rank), get_batch(shards, "train", 32, 16, 3, 5, order="epochs")[0])
+    with pytest.raises(ValueError, match="order must be one of"):
+        get_batch(shards, "train", 2, 16, seed=0, step=0, order="shuffled")
+    with pytest.raises(ValueError, match="non-overlapping windows"):
+        epoch_window_starts([40, 30], n=10, context_length=8, seed=0, step=0)
+
+
+def test_a_batch_that_straddles_two_epochs_takes_the_end_of_one_and_the_start_of_the_next():
+    lengths, ctx = [200, 130], 10
+    per_epoch = sum(n // ctx - 1 for n in lengths)  # 31: a batch of 4 straddles epochs 0 and 1 at step 7
+    flat = [epoch_window_starts(lengths, 4, ctx, seed=1, step=s) for s in range((2 * per_epoch + 3) // 4)]
+    pairs = [p for shard, offset in flat for p in zip(shard.tolist(), offset.tolist(), strict=True)]
+    for epoch in (0, 1):  # each epoch whole: every one of its windows exactly once, in whichever steps it falls
+        assert len(set(pairs[epoch * per_epoch : (epoch + 1) * per_epoch])) == per_epoch

@@ -19,9 +19,11 @@ def no_torchrun(monkeypatch):
         monkeypatch.delenv(k, raising=False)
 
 
-def test_data_parallel_ranks_split_the_global_batch(char_data):
-    x, y = train_batch(char_data, 6, 16, seed=3, step=5, micro=1, grad_accum=2, device="cpu")  # one process, 6
-    parts = [train_batch(char_data, 2, 16, 3, 5, 1, 2, "cpu", rank=r, world_size=3) for r in range(3)]
+@pytest.mark.parametrize("order", ["random", "epochs"])
+def test_data_parallel_ranks_split_the_global_batch(char_data, order):
+    x, y = train_batch(char_data, 6, 16, seed=3, step=5, micro=1, grad_accum=2, device="cpu", order=order)  # 1 x 6
+    parts = [train_batch(char_data, 2, 16, 3, 5, 1, 2, "cpu", rank=r, world_size=3, order=order) for r in range(3)]
+    assert torch.equal(x[:, 1:], y[:, :-1])
     assert torch.equal(torch.cat([p[0] for p in parts]), x)  # 3 ranks x 2 = the same 6 windows, in rank order
     assert torch.equal(torch.cat([p[1] for p in parts]), y)
     with pytest.raises(ValueError, match=r"rank 3 is outside 0\.\.2"):

@@ -55,12 +55,14 @@ def _with(**changes) -> TrainConfig:
     return dataclasses.replace(CFG, **changes)
 
 
-def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, char_data, tiny_config):
-    full = train(tiny_config, char_data, CFG, tmp_path / "full", progress=False)
-    first = train(tiny_config, char_data, CFG, tmp_path / "split", stop_at=5, progress=False)
+@pytest.mark.parametrize("sampling", ["random", "epochs"])
+def test_resume_reproduces_the_uninterrupted_run_bit_for_bit(tmp_path, char_data, tiny_config, sampling):
+    cfg = _with(sampling=sampling)
+    full = train(tiny_config, char_data, cfg, tmp_path / "full", progress=False)
+    first = train(tiny_config, char_data, cfg, tmp_path / "split", stop_at=5, progress=False)
     assert latest_checkpoint(tmp_path / "split").name == "step-00000005"
     assert first.records[-1]["step"] <= 5
-    resumed = train(tiny_config, char_data, CFG, tmp_path / "split", progress=False)
+    resumed = train(tiny_config, char_data, cfg, tmp_path / "split", progress=False)
     assert _curve(resumed.records) == _curve(full.records)  # exact float equality, not approx
     for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
