@@ -70,8 +70,9 @@ def main() -> None:
         "format_ok": {k: v.get("format_ok") for k, v in rows.items() if k != "base"},
         "verified_pairs": pairs.get("skill", {}).get("pairs", 0),
         "rl_config": {k: art.config.rlhf.__dict__[k] for k in ("steps", "advantage", "loss_norm", "kl_coef", "reward")},
-        "stage_seconds": {  # build time of each alignment stage when it was built (under whatever load there was)
-            s: json.loads((art.dir(s) / "stage.json").read_text()).get("wall_s")
+        "stage_seconds": {  # build time of each alignment stage when it was built (under whatever load there was);
+            # the learned reward model is built only by the chapters and the ablation, not by these four models
+            s: json.loads((art.dir(s) / "stage.json").read_text()).get("wall_s") if art.done(s) else None
             for s in ("sft", "preferences", "reward", "rlhf", "dpo")
         },
         "eval_seconds": seconds,

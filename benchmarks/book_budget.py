@@ -59,6 +59,13 @@ ROWS: list[tuple[str, dict]] = [
         "the same, 2 layers, 1000 steps",
         {"model": {"tie_embeddings": False, "n_layers": 2}, "pretrain": {"peak_lr": 1e-2, "max_steps": 1000}},
     ),
+    (
+        "2 layers, 900 steps, every token once per epoch",
+        {
+            "model": {"tie_embeddings": False, "n_layers": 2},
+            "pretrain": {"peak_lr": 1e-2, "max_steps": 900, "sampling": "epochs"},
+        },
+    ),
 ]
 
 

@@ -6,10 +6,10 @@ spends the budget best, and T*(C) = C / F(N*). Doing it at two or three budgets 
 
 Which N: here the total parameter count, the tied embedding included. Kaplan et al. counted only the
 non-embedding parameters because at their scale the embedding is a rounding error; with an 8192-token vocabulary
-and d_model = 256 the tied embedding is 2.1M of 5.05M parameters, and its other use, the output head, is a real
-matmul that costs 6 V d FLOPs per trained token (40 % of the book model's). Hoffmann et al. count all parameters
-too. The FLOPs themselves are the model's own count (`Transformer.flops_per_token`: every matmul, attention's
-included), so C is what the run costs, not the 6 N T approximation.
+and d_model = 256 the tied embedding is 2.1M of a 4-block model's 5.05M parameters, and its other use, the output
+head, is a real matmul that costs 6 V d FLOPs per trained token (40 % of that model's). Hoffmann et al. count all
+parameters too. The FLOPs themselves are the model's own count (`Transformer.flops_per_token`: every matmul,
+attention's included), so C is what the run costs, not the 6 N T approximation.
 """
 
 from __future__ import annotations
