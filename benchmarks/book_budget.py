@@ -38,10 +38,11 @@ BASE = {
         "peak_lr": 3e-3,
         "schedule": "wsd",
         "decay_frac": 0.3,
+        "sampling": "random",
     },
 }
 ROWS: list[tuple[str, dict]] = [
-    ("8192 tokens, 400 steps (the preset)", {"pretrain": {"max_steps": 400}}),
+    ("8192 tokens, 4 blocks, 400 steps (the former preset)", {"pretrain": {"max_steps": 400}}),
     ("8192 tokens, 600 steps", {"pretrain": {"max_steps": 600}}),
     (
         "4096 tokens, 750 steps (the time of 600 at 8192)",
