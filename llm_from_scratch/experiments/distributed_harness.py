@@ -260,7 +260,8 @@ def task_bench(env: DistEnv, args) -> dict:
     x, y = random_batch(config, args.batch, args.seq, seed=1)
     xs, ys = my_slice(x, env), my_slice(y, env)
     n = build(config, 0).num_parameters()
-    root = config.vocab_size * config.d_model + config.d_model  # tied embedding/head + final norm
+    # the root module's parameters: the embedding, the head (when it has its own matrix) and the final norm
+    root = config.vocab_size * config.d_model * (1 if config.tie_embeddings else 2) + config.d_model
     w = env.world_size
     tp_formula = comm.tp_bytes_per_step(config, args.batch, args.seq, w)
     strategies = {
