@@ -54,22 +54,20 @@ def train_batch(
     together see exactly what one process with N times the batch sees, and no two ranks read the same window."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
+    index = step * grad_accum + micro  # the loader's position: one per micro-batch
     if data.shards is not None:
         from llm_from_scratch.tokenizer.loader import get_batch as shard_batch
 
-        index = step * grad_accum + micro
         return shard_batch(data.shards, "train", batch_size, block_size, seed, index, rank, world_size, device, order)
-    if order == "epochs":  # the stream as one shard; index as above
+    if order == "epochs":  # the stream as one shard
         from llm_from_scratch.tokenizer.loader import epoch_window_starts
 
-        n = batch_size * world_size
-        _, starts = epoch_window_starts([len(data.train)], n, block_size, seed, step * grad_accum + micro)
-        xy = torch.from_numpy(np.stack([data.train[s : s + block_size + 1] for s in starts]).astype(np.int64))
-        mine = slice(rank * batch_size, (rank + 1) * batch_size)
-        return xy[mine, :-1].to(device), xy[mine, 1:].to(device)
-    if world_size == 1:
+        _, starts = epoch_window_starts([len(data.train)], batch_size * world_size, block_size, seed, index)
+        x, y = _windows(data.train, starts, block_size)
+    elif world_size == 1:
         return stream_batch(data.train, batch_size, block_size, seed, step, micro, device)
-    x, y = stream_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
+    else:
+        x, y = stream_batch(data.train, batch_size * world_size, block_size, seed, step, micro, "cpu")
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
     return x[mine].to(device), y[mine].to(device)
 
@@ -103,9 +101,14 @@ def stream_batch(
         raise ValueError(f"the token stream has {len(tokens)} tokens, fewer than block_size + 2 = {block_size + 2}")
     g = batch_generator(seed, step, micro)
     starts = torch.randint(0, len(tokens) - block_size - 1, (batch_size,), generator=g).numpy()
-    window = np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64)
-    xy = torch.from_numpy(window)
-    return xy[:, :-1].to(device), xy[:, 1:].to(device)
+    x, y = _windows(tokens, starts, block_size)
+    return x.to(device), y.to(device)
+
+
+def _windows(tokens: np.ndarray, starts, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets of the windows of `block_size + 1` tokens at `starts`."""
+    xy = torch.from_numpy(np.stack([tokens[s : s + block_size + 1] for s in starts]).astype(np.int64))
+    return xy[:, :-1], xy[:, 1:]
 
 
 def eval_windows(tokens: np.ndarray, batch_size: int, block_size: int, n_batches: int) -> list[torch.Tensor]:
